@@ -1,0 +1,149 @@
+"""`add`: (a + b) mod m with a, b in [0, m); numbers are single tokens.
+
+The research notes' first toy task. It is parallelisable (a single-token answer is limited by
+residual-stream width, not depth), so it is a weak test of serial reasoning, and a good sanity check.
+
+Tokens: PAD=0, the number v is token v + 1.
+Reference trace: the answer's digits in `base`, least significant first (digit d is trace token d+1),
+the notes' thought scheme. Serial depth: the longest chain of consecutive carries in a + b.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tasks.base import PAD, Batch, Task, TaskError
+from tasks.registry import register_task
+
+
+@dataclass(frozen=True)
+class AddParams:
+    max: int = 100
+    """Modulus m: operands and answer lie in [0, m)."""
+    base: int = 10
+    """Base of the reference trace's digits."""
+
+
+def num_digits(max_value: int, base: int) -> int:
+    """Digits needed to write every number in [0, max_value) in `base` (at least one)."""
+    digits, reach = 1, base
+    while reach < max_value:
+        digits, reach = digits + 1, reach * base
+    return digits
+
+
+def digits_lsb_first(values: np.ndarray, base: int, count: int) -> np.ndarray:
+    """(n,) -> (n, count) base-`base` digits, least significant first."""
+    powers = base ** np.arange(count, dtype=np.int64)
+    return (values[:, None] // powers[None, :]) % base
+
+
+def longest_carry_chain(a: np.ndarray, b: np.ndarray, base: int, count: int) -> np.ndarray:
+    """Length of the longest run of consecutive digit positions that emit a carry in a + b."""
+    da, db = digits_lsb_first(a, base, count), digits_lsb_first(b, base, count)
+    carry = np.zeros(len(a), dtype=np.int64)
+    run = np.zeros(len(a), dtype=np.int64)
+    longest = np.zeros(len(a), dtype=np.int64)
+    for position in range(count):  # loop over digits, vectorised over problems
+        carry = (da[:, position] + db[:, position] + carry) >= base
+        run = np.where(carry, run + 1, 0)
+        longest = np.maximum(longest, run)
+        carry = carry.astype(np.int64)
+    return longest
+
+
+@register_task("add")
+class AddTask(Task):
+    Params = AddParams
+    scale_param = "max"
+    scale_help = "modulus m: a, b in [0, m)"
+    param_help = {"max": "modulus m (the scale)", "base": "base of the trace digits"}
+
+    def validate(self) -> None:
+        p = self.params
+        if not 2 <= p.max <= 1_000_000:
+            raise TaskError(f"add: max={p.max} out of range; valid: 2..1000000")
+        if not 2 <= p.base <= 64:
+            raise TaskError(f"add: base={p.base} out of range; valid: 2..64")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.params.max + 1
+
+    @property
+    def question_len(self) -> int:
+        return 2
+
+    @property
+    def answer_len(self) -> int:
+        return 1
+
+    @property
+    def trace_vocab_size(self) -> int:
+        return self.params.base + 1
+
+    @property
+    def trace_len(self) -> int:
+        return num_digits(self.params.max, self.params.base)
+
+    def generate(self, rng: np.random.Generator, n: int) -> Batch:
+        m, base = self.params.max, self.params.base
+        a = rng.integers(0, m, size=n, dtype=np.int64)
+        b = rng.integers(0, m, size=n, dtype=np.int64)
+        total = (a + b) % m
+        digits = num_digits(m, base)
+        questions = np.stack([a, b], axis=1) + 1
+        answers = total[:, None] + 1
+        traces = digits_lsb_first(total, base, digits) + 1
+        operand_digits = np.maximum(num_digits_each(np.maximum(a, b), base), 1)
+        meta = {
+            "size": operand_digits,
+            "depth": longest_carry_chain(a, b, base, digits + 1),
+        }
+        return Batch(questions, answers, traces, meta)
+
+    # ---- structured form -------------------------------------------------------------------
+    def problem_json(self, question: np.ndarray) -> dict[str, Any]:
+        return {"operands": [int(t) - 1 for t in question], "modulus": self.params.max}
+
+    def answer_json(self, answer: np.ndarray) -> Any:
+        token = int(answer[0])
+        return None if token == PAD else token - 1
+
+    def check_problem_json(self, problem: dict[str, Any]) -> None:
+        operands, modulus = problem.get("operands"), problem.get("modulus")
+        if not isinstance(modulus, int) or modulus < 1:
+            raise TaskError(f"add: 'modulus' must be a positive integer, got {modulus!r}")
+        if not isinstance(operands, list) or not all(isinstance(x, int) for x in operands):
+            raise TaskError(f"add: 'operands' must be a list of integers, got {operands!r}")
+
+    def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
+        if not isinstance(answer, int) or isinstance(answer, bool):
+            return False
+        return answer == sum(problem["operands"]) % problem["modulus"]
+
+    def verify_batch(self, questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        expected = (questions[:, 0] - 1 + questions[:, 1] - 1) % self.params.max + 1
+        return answers[:, 0] == expected
+
+    def render(self, question: np.ndarray, answer: np.ndarray, trace: np.ndarray | None = None) -> str:
+        a, b = (int(t) - 1 for t in question)
+        shown = self.answer_json(answer)
+        text = f"{a} + {b} (mod {self.params.max}) = {shown if shown is not None else '?'}"
+        if trace is not None:
+            digits = [str(int(t) - 1) for t in trace if t != PAD]
+            text += f"   trace (base {self.params.base} digits, least significant first): {' '.join(digits)}"
+        return text
+
+
+def num_digits_each(values: np.ndarray, base: int) -> np.ndarray:
+    """Number of base-`base` digits of each value (0 has one digit)."""
+    count = np.ones(len(values), dtype=np.int64)
+    rest = values // base
+    while np.any(rest > 0):
+        count += rest > 0
+        rest //= base
+    return count

@@ -1,0 +1,238 @@
+"""The task contract: a seeded generator, an independent verifier, reference traces, text rendering.
+
+Tasks know nothing of torch or of solvers. A batch is integer numpy arrays:
+
+    questions (n, question_len)   token ids in [0, vocab_size)
+    answers   (n, answer_len)     token ids in [0, vocab_size); short answers end in PAD
+    traces    (n, trace_len)      reference-trace ids in [0, trace_vocab_size); short traces end in TRACE_PAD
+    meta      {"size": (n,), "depth": (n,), ...}   per-problem integers
+
+Token id 0 is PAD in both alphabets. Every task also speaks a structured JSON form (the problem as
+plain numbers and lists) so that `bench verify` can check answers from any solver, inside
+thinkbench or not: `verify` works on that structured form, never on the generator's stored answer.
+
+Train and evaluation problems are disjoint by construction: every question is assigned to one
+split by a hash of its tokens (`split_of`), and `sample` keeps only questions of the split asked
+for. Different seeds therefore never leak evaluation problems into training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+PAD = 0
+TRACE_PAD = 0
+Split = Literal["train", "eval"]
+EVAL_SHARE_BUCKETS = 10  # one hash bucket in ten is held out for evaluation
+
+_MAX_REJECTION_ROUNDS = 200
+
+
+class TaskError(ValueError):
+    """Bad task input (unknown task, parameter or value). Its message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of problems as integer arrays (see the module docstring for shapes)."""
+
+    questions: np.ndarray
+    answers: np.ndarray
+    traces: np.ndarray
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.questions.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> Batch:
+        return Batch(
+            self.questions[index],
+            self.answers[index],
+            self.traces[index],
+            {k: v[index] for k, v in self.meta.items()},
+        )
+
+    @staticmethod
+    def concat(batches: list[Batch]) -> Batch:
+        first = batches[0]
+        return Batch(
+            np.concatenate([b.questions for b in batches]),
+            np.concatenate([b.answers for b in batches]),
+            np.concatenate([b.traces for b in batches]),
+            {k: np.concatenate([b.meta[k] for b in batches]) for k in first.meta},
+        )
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a fast, well-mixed integer hash, identical on every machine."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def question_hash(questions: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per question row (vectorised), used to assign problems to splits."""
+    h = np.full(questions.shape[0], 0x9E3779B97F4A7C15, dtype=np.uint64)
+    for column in questions.T.astype(np.uint64):
+        with np.errstate(over="ignore"):
+            h = _mix64(h ^ (column + np.uint64(0x632BE59BD9B4E019)))
+    return h
+
+
+def split_of(questions: np.ndarray) -> np.ndarray:
+    """Boolean mask: True where a question belongs to the evaluation split."""
+    return (question_hash(questions) % np.uint64(EVAL_SHARE_BUCKETS)) == 0
+
+
+class Task(ABC):
+    """One task family at fixed parameters. Subclasses register with `@register_task("name")`.
+
+    Subclasses set `Params` (a frozen dataclass whose fields have defaults and one-line docstrings
+    in `describe`), `scale_param` (the field `--max` sets), and implement the abstract methods.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type]
+    scale_param: ClassVar[str]
+    scale_help: ClassVar[str] = ""
+    # Plain-words descriptions of each parameter, for `bench tasks` and error messages.
+    param_help: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+        self.validate()
+
+    # ---- parameters -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise TaskError (one line) if a parameter is out of range. Override and call super()."""
+
+    @property
+    def scale(self) -> int:
+        return int(getattr(self.params, self.scale_param))
+
+    def param_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.params)
+
+    # ---- shapes and vocabularies --------------------------------------------------------------
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of question/answer token ids (PAD=0 included)."""
+
+    @property
+    @abstractmethod
+    def question_len(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def answer_len(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def trace_vocab_size(self) -> int:
+        """Size of the reference-trace alphabet (TRACE_PAD=0 included)."""
+
+    @property
+    @abstractmethod
+    def trace_len(self) -> int: ...
+
+    # ---- generation -------------------------------------------------------------------------
+    @abstractmethod
+    def generate(self, rng: np.random.Generator, n: int) -> Batch:
+        """n fresh problems, ignoring splits. Vectorised or pooled: never a training bottleneck."""
+
+    def sample(self, rng: np.random.Generator, n: int, split: Split = "train") -> Batch:
+        """n problems of one split; the same rng state gives the same problems on any machine."""
+        if split not in ("train", "eval"):
+            raise TaskError(f"unknown split {split!r}; valid: train, eval")
+        want_eval = split == "eval"
+        kept: list[Batch] = []
+        have = 0
+        for _ in range(_MAX_REJECTION_ROUNDS):
+            # eval keeps ~1/10 of candidates, train ~9/10: oversample accordingly.
+            need = n - have
+            draw = need * (EVAL_SHARE_BUCKETS + 2) if want_eval else need + need // 8 + 8
+            candidates = self.generate(rng, draw)
+            mask = split_of(candidates.questions) == want_eval
+            chosen = candidates.take(np.flatnonzero(mask)[:need])
+            kept.append(chosen)
+            have += len(chosen)
+            if have >= n:
+                return Batch.concat(kept) if len(kept) > 1 else kept[0]
+        raise TaskError(
+            f"task {self.name} at {self.scale_param}={self.scale} has too few distinct problems to "
+            f"fill the {split} split; use a larger --max"
+        )
+
+    # ---- structured form, verification, rendering ----------------------------------------------
+    @abstractmethod
+    def problem_json(self, question: np.ndarray) -> dict[str, Any]:
+        """The problem as plain JSON fields (e.g. {"operands": [3, 4], "modulus": 10})."""
+
+    @abstractmethod
+    def answer_json(self, answer: np.ndarray) -> Any:
+        """An answer's token row as JSON (an int, a list, or None for no-path / UNSAT)."""
+
+    @abstractmethod
+    def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
+        """Is `answer` right for `problem`? Independent of the generator; any right answer passes.
+        Must not raise on malformed answers: return False."""
+
+    @abstractmethod
+    def render(self, question: np.ndarray, answer: np.ndarray, trace: np.ndarray | None = None) -> str:
+        """A problem, an answer and optionally a trace, as text a person reads."""
+
+    def verify(self, question: np.ndarray, answer: np.ndarray) -> bool:
+        """Token-level verification of one problem (decodes, then `verify_json`)."""
+        try:
+            candidate = self.answer_json(answer)
+        except (ValueError, IndexError, KeyError):
+            return False
+        return self.verify_json(self.problem_json(question), candidate)
+
+    def verify_batch(self, questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        """Boolean array, one per row. Override with a vectorised version where the task allows."""
+        return np.array([self.verify(q, a) for q, a in zip(questions, answers)], dtype=bool)
+
+    def trace_json(self, trace: np.ndarray) -> list[Any]:
+        """A reference trace's token row as JSON values. Default: token t means value t - 1."""
+        return [int(t) - 1 for t in trace if t != TRACE_PAD]
+
+    def check_problem_json(self, problem: dict[str, Any]) -> None:
+        """Raise TaskError if a structured problem is malformed (used by `bench verify`)."""
+
+    def record(self, batch: Batch, i: int) -> dict[str, Any]:
+        """Problem i of a batch as one JSONL object: task, params, problem fields, answer, trace, meta."""
+        return {
+            "task": self.name,
+            "params": self.param_dict(),
+            **self.problem_json(batch.questions[i]),
+            "answer": self.answer_json(batch.answers[i]),
+            "trace": self.trace_json(batch.traces[i]),
+            "meta": {k: int(v[i]) for k, v in batch.meta.items()},
+        }
+
+    def to_jsonl(self, batch: Batch) -> str:
+        return "".join(json.dumps(self.record(batch, i)) + "\n" for i in range(len(batch)))
+
+
+def stream_rng(seed: int, stream: str, step: int | None = None) -> np.random.Generator:
+    """An independent numpy generator for (seed, stream[, step]); the same on every machine.
+
+    Per-step generators make the batch at step s a pure function of (seed, s), so a resumed run
+    sees exactly the data an uninterrupted one would have seen.
+    """
+    stream_id = int.from_bytes(stream.encode()[:8].ljust(8, b"\0"), "little")
+    key = [seed, stream_id] if step is None else [seed, stream_id, step]
+    return np.random.default_rng(np.random.SeedSequence(key))
