@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from typing import Any, Callable, TypeVar
 
@@ -37,13 +38,19 @@ def task_class(name: str) -> type[Task]:
     return _TASKS[name]
 
 
-def _coerce(value: str, kind: Any, task: str, key: str) -> Any:
-    """Parse a CLI string into a parameter's declared type, or raise a one-line TaskError."""
+def coerce_value(value: str, kind: Any, label: str) -> Any:
+    """Parse a CLI string into a declared type (int, float, bool, str, Literal, Optional of those),
+    or raise a one-line TaskError naming `label` (e.g. "add: max") and the bad value."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        inner = [k for k in typing.get_args(kind) if k is not type(None)]
+        if value.strip().lower() in ("none", "null", ""):
+            return None
+        kind = inner[0]
     origin = typing.get_origin(kind)
     if origin is typing.Literal:
         choices = typing.get_args(kind)
         if value not in choices:
-            raise TaskError(f"{task}: {key}={value!r} is not one of {', '.join(map(str, choices))}")
+            raise TaskError(f"{label}={value!r} is not one of {', '.join(map(str, choices))}")
         return value
     try:
         if kind is bool:
@@ -58,7 +65,7 @@ def _coerce(value: str, kind: Any, task: str, key: str) -> Any:
         if kind is float:
             return float(value)
     except ValueError:
-        raise TaskError(f"{task}: {key}={value!r} is not a valid {kind.__name__}") from None
+        raise TaskError(f"{label}={value!r} is not a valid {kind.__name__}") from None
     return value
 
 
@@ -75,7 +82,7 @@ def make_task(name: str, max_value: int | None = None, overrides: dict[str, Any]
     for key, raw in (overrides or {}).items():
         if key not in fields:
             raise TaskError(f"{name}: unknown parameter {key!r}; valid: {', '.join(sorted(fields))}")
-        values[key] = _coerce(raw, hints[key], name, key) if isinstance(raw, str) else raw
+        values[key] = coerce_value(raw, hints[key], f"{name}: {key}") if isinstance(raw, str) else raw
     if max_value is not None:
         if cls.scale_param in (overrides or {}) and values[cls.scale_param] != max_value:
             raise TaskError(f"{name}: both --max and --set {cls.scale_param}= given; use one")

@@ -1,0 +1,1 @@
+"""The harness: CLI, train/eval loop, results store, sweeps, leaderboards, plots."""

@@ -1,0 +1,247 @@
+"""`bench run`, `bench show`, `bench solvers`: train one solver on one task and read the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.cli import app
+from bench.errors import UserError, user_errors_exit
+from bench.spec import TrainConfig
+from bench.store import find_run, results_root
+from tasks.registry import parse_assignments
+
+console = Console()
+err_console = Console(stderr=True)
+
+ResultsOption = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS).")
+
+
+def parse_budgets(text: str | None) -> tuple[int, ...]:
+    """'0,2,4' -> (0, 2, 4); one-line error otherwise."""
+    if not text:
+        return ()
+    try:
+        budgets = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--eval-thoughts {text!r} must be comma-separated integers, e.g. 0,2,4") from None
+    if any(k < 0 for k in budgets):
+        raise UserError(f"--eval-thoughts {text!r}: budgets must be >= 0")
+    return budgets
+
+
+def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> dict[str, Any]:
+    """Dedicated solver options given on the command line (not None) plus `--opt key=value` ones."""
+    options = {key: value for key, value in named.items() if value is not None}
+    for key, value in parse_assignments(generic).items():
+        options[key.replace("-", "_")] = value
+    return options
+
+
+def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
+    if quiet:
+        return None, None
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("acc {task.fields[acc]}"),
+        TextColumn("{task.fields[rate]} steps/s"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    return progress, progress.add_task("train", total=total, loss="-", acc="-", rate="-")
+
+
+@app.command()
+@user_errors_exit
+def run(
+    task: str = typer.Option(..., "--task", "-t", help="Task name (see `bench tasks`)."),
+    solver: str = typer.Option("gpt", "--solver", "-s", help="Solver name (see `bench solvers`), e.g. gpt, pause, continuous, think_fixed_blind_super_clean."),
+    max_value: Optional[int] = typer.Option(None, "--max", "-m", help="The task's scale (add: modulus; sort: value range; graph: nodes; sat: variables)."),
+    set_params: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."),
+    seed: int = typer.Option(0, help="Seeds model init, data and sampling."),
+    steps: int = typer.Option(TrainConfig.steps, help="Training steps at most."),
+    batch: int = typer.Option(TrainConfig.batch, help="Problems per step."),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay (the notes found it harmful)."),
+    d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
+    layers: int = typer.Option(2, help="Transformer blocks."),
+    heads: int = typer.Option(4, help="Attention heads (must divide --d-model)."),
+    target: float = typer.Option(TrainConfig.target, help="Stop early once held-out accuracy reaches this."),
+    eval_every: int = typer.Option(TrainConfig.eval_every, "--eval-every", help="Steps between evaluations and checkpoints."),
+    eval_size: int = typer.Option(TrainConfig.eval_size, "--eval-size", help="Held-out problems in the final evaluation."),
+    train_size: int = typer.Option(0, "--train-size", help="Train on N fixed problems (grokking set-up); 0 = fresh problems every step."),
+    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
+    thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Thought budget K (thinkers, pause, continuous)."),
+    eval_thoughts: Optional[str] = typer.Option(None, "--eval-thoughts", help="Also evaluate at these budgets, e.g. 0,2,4,8."),
+    estimator: Optional[str] = typer.Option(None, help="Thinkers: reinforce or gumbel."),
+    baseline: Optional[str] = typer.Option(None, help="Thinkers: batch, group, loo, reference or value."),
+    group: Optional[int] = typer.Option(None, help="Thinkers: rollouts per question G."),
+    reward: Optional[str] = typer.Option(None, help="Thinkers: logprob, correct or clean."),
+    epsilon: Optional[float] = typer.Option(None, help="Thinkers: epsilon-greedy exploration rate."),
+    think_layer: Optional[int] = typer.Option(None, "--think-layer", help="Continuous: layer whose hidden state is fed back."),
+    opt: Optional[list[str]] = typer.Option(None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."),
+    init: Optional[str] = typer.Option(None, help="Warm-start from a finished run's model (run id)."),
+    force: bool = typer.Option(False, help="Retrain even if this exact spec has finished."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    results: Optional[str] = ResultsOption,
+) -> None:
+    """Train a solver on a task and report held-out accuracy by problem size.
+
+    Example: bench run --task add --solver gpt --max 100
+    """
+    from bench.train import RunInterrupted, build_spec, start_run
+    from solvers.base import ModelConfig, OptimConfig
+
+    root = results_root(results)
+    solver_options = collect_solver_options(
+        {"thoughts": thoughts, "estimator": estimator, "baseline": baseline, "group": group, "reward": reward,
+         "epsilon": epsilon, "think_layer": think_layer},
+        opt,
+    )
+    init_id = find_run(root, init).run_id if init else None
+    train = TrainConfig(
+        steps=steps, batch=batch, target=target, eval_every=eval_every, eval_size=eval_size,
+        monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,
+        eval_thoughts=parse_budgets(eval_thoughts),
+    )
+    spec = build_spec(
+        task, max_value, parse_assignments(set_params), solver, solver_options,
+        ModelConfig(d_model=d_model, layers=layers, heads=heads),
+        OptimConfig(lr=lr, weight_decay=weight_decay), train, device, init_id,
+    )
+    err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
+    progress, bar = train_progress(steps, quiet)
+    last = {"time": None, "step": 0}
+
+    def on_progress(step: int, metrics: dict[str, Any]) -> None:
+        import time
+
+        now = time.perf_counter()
+        if last["time"] is None:
+            last["time"], last["step"] = now, step
+        rate = (step - last["step"]) / (now - last["time"]) if now > last["time"] else 0.0
+        accuracy = metrics.get("accuracy")
+        assert progress is not None
+        progress.update(bar, completed=step, loss=f"{metrics.get('loss', float('nan')):.3f}",
+                        acc="-" if accuracy is None else f"{accuracy:.3f}", rate=f"{rate:.1f}")
+
+    try:
+        if progress is not None:
+            with progress:
+                run_dir, status, cached = start_run(spec, root, force, on_progress)
+        else:
+            run_dir, status, cached = start_run(spec, root, force)
+    except RunInterrupted as stop:
+        err_console.print(str(stop))
+        raise typer.Exit(130) from None
+    if cached:
+        err_console.print(f"already finished: showing the stored result (use --force to retrain)")
+    show_run(run_dir.run_id, root)
+
+
+def show_run(run_id: str, root: Any) -> None:
+    """Print a run's spec, curve summary and evaluation tables."""
+    run_dir = find_run(root, run_id)
+    spec = run_dir.read("spec.json")
+    status = run_dir.status()
+    curve = run_dir.read("curve.json", [])
+    evaluation = run_dir.read("evaluation.json")
+    header = Table(title=f"run {run_dir.run_id}", show_header=False)
+    header.add_row("task", f"{spec['task']} {spec['task_params']}")
+    header.add_row("solver", f"{spec['solver']} {spec['solver_options'] or ''}")
+    header.add_row("model", f"{spec['model']}")
+    header.add_row("train", f"steps {spec['train']['steps']}, batch {spec['train']['batch']}, lr {spec['optim']['lr']}, "
+                   f"wd {spec['optim']['weight_decay']}, seed {spec['train']['seed']}, device {spec['device']}")
+    header.add_row("state", f"{status.get('state')} at step {status.get('step')} ({status.get('elapsed', 0):.1f} s training)")
+    if status.get("parameters"):
+        header.add_row("parameters", f"{status['parameters']:,}")
+    if status.get("steps_to_target"):
+        header.add_row("target", f"{spec['train']['target']} reached at step {status['steps_to_target']}")
+    console.print(header)
+    if curve:
+        points = curve if len(curve) <= 6 else [curve[i * (len(curve) - 1) // 5] for i in range(6)]
+        table = Table(title="training curve")
+        for column in ("step", "loss", "accuracy", "elapsed s"):
+            table.add_column(column, justify="right")
+        for row in points:
+            table.add_row(str(row["step"]), f"{row.get('loss', float('nan')):.4f}", f"{row['accuracy']:.3f}", f"{row['elapsed']:.1f}")
+        console.print(table)
+    if evaluation:
+        print_evaluation(evaluation)
+    console.print(f"[dim]files: {run_dir.path}[/]")
+
+
+def print_evaluation(evaluation: dict[str, Any]) -> None:
+    final = evaluation["final"]
+    overall = final["overall"]
+    budget = f" at {final['thoughts']} thoughts" if final.get("thoughts") is not None else ""
+    console.print(
+        f"[bold]held-out accuracy{budget}: {overall['accuracy']:.4f}[/] "
+        f"(95% CI {overall['low']:.4f}-{overall['high']:.4f}, n={overall['n']})"
+    )
+    for key, rows in final["by"].items():
+        table = Table(title=f"accuracy by {key}")
+        for column in (key, "n", "accuracy", "95% CI"):
+            table.add_column(column, justify="right")
+        for row in rows:
+            table.add_row(str(row["bucket"]), str(row["n"]), f"{row['accuracy']:.3f}", f"{row['low']:.3f}-{row['high']:.3f}")
+        console.print(table)
+    if evaluation.get("budgets"):
+        table = Table(title="accuracy by thought budget")
+        for column in ("thoughts", "n", "accuracy", "95% CI"):
+            table.add_column(column, justify="right")
+        for entry in evaluation["budgets"]:
+            o = entry["overall"]
+            table.add_row(str(entry["thoughts"]), str(o["n"]), f"{o['accuracy']:.3f}", f"{o['low']:.3f}-{o['high']:.3f}")
+        console.print(table)
+    for key, value in (evaluation.get("diagnostics") or {}).items():
+        console.print(f"{key}: {value}")
+
+
+@app.command()
+@user_errors_exit
+def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), results: Optional[str] = ResultsOption) -> None:
+    """Print a stored run: spec, training curve summary, evaluation by size and depth."""
+    show_run(run_id, results_root(results))
+
+
+@app.command()
+@user_errors_exit
+def solvers() -> None:
+    """List the solver families, how their names compose, and their options with defaults."""
+    from solvers.base import solver_families
+
+    table = Table(title="solvers")
+    for column in ("names", "what", "options (default)"):
+        table.add_column(column)
+    for family in solver_families():
+        hints = typing.get_type_hints(family.cls.Options)
+        options = []
+        for field in dataclasses.fields(family.cls.Options):
+            kind = hints[field.name]
+            if kind is bool and field.name in _flag_names(family):
+                continue
+            shown = field.default if field.default is not dataclasses.MISSING else "required"
+            options.append(f"--{field.name.replace('_', '-')} ({shown})")
+        table.add_row("\n".join(family.examples), family.summary, "\n".join(options) or "-")
+    console.print(table)
+
+
+def _flag_names(family: Any) -> set[str]:
+    """Boolean fields set by the solver's name (e.g. blind, super), not by options."""
+    names: set[str] = set()
+    for example in family.examples:
+        parsed = family.parse(example)
+        if parsed:
+            names |= set(parsed[1])
+    return names

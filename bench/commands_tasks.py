@@ -1,0 +1,342 @@
+"""`bench tasks`, `bench sample`, `bench verify`: list the tasks, draw problems, score answers.
+
+`bench verify` reads the JSONL that `bench sample --format jsonl` writes (one problem a line: "task",
+optional "params", the problem's fields, "answer"), takes each line's "answer" as the candidate from
+any solver, inside thinkbench or not, and checks it with the task's own verifier.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import os
+import sys
+import tempfile
+import textwrap
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.cli import app
+from bench.errors import UserError, fail, user_errors_exit
+from bench.stats import wilson_interval
+from tasks import Task, TaskError, make_task, parse_assignments, stream_rng, task_class, task_names
+
+MAX_PROBLEMS = 1_000_000
+# Keys of a JSONL record that are not part of the problem itself.
+RECORD_KEYS = frozenset({"task", "params", "answer", "trace", "meta"})
+# A file of garbage must not flood the terminal; the summary line still counts every bad line.
+MAX_REPORTED_BAD_LINES = 50
+
+
+def check_choice(option: str, value: str, choices: Iterable[str]) -> str:
+    """Return `value` if it is one of `choices`, else raise a one-line UserError naming them."""
+    choices = list(choices)
+    if value not in choices:
+        raise UserError(f"{option} {value!r} is not valid; valid: {', '.join(choices)}")
+    return value
+
+
+# ---- bench tasks ------------------------------------------------------------------------------
+
+
+def field_docs(params_cls: type) -> dict[str, str]:
+    """The one-line docstrings written under each field of a Params dataclass (empty if unknown)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(params_cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for statement, following in zip(body, body[1:]):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.target.id] = following.value.value.strip().splitlines()[0]
+    return docs
+
+
+def type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return "|".join(map(str, typing.get_args(kind)))
+    return getattr(kind, "__name__", str(kind))
+
+
+def describe_params(cls: type[Task]) -> list[dict[str, Any]]:
+    """One dict per parameter: name, type, default, help, and whether `--max` sets it."""
+    hints = typing.get_type_hints(cls.Params)
+    docs = field_docs(cls.Params)
+    rows = []
+    for f in dataclasses.fields(cls.Params):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        rows.append(
+            {
+                "name": f.name,
+                "type": type_name(hints.get(f.name, "")),
+                "default": default,
+                "help": cls.param_help.get(f.name) or docs.get(f.name, ""),
+                "is_scale": f.name == cls.scale_param,
+            }
+        )
+    return rows
+
+
+def task_summary(cls: type[Task]) -> str:
+    """First line of the task module's docstring, e.g. "`add`: (a + b) mod m ..."."""
+    module = sys.modules.get(cls.__module__)
+    doc = (module.__doc__ if module else None) or cls.__doc__ or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+@app.command("tasks")
+@user_errors_exit
+def tasks_command() -> None:
+    """List the tasks, their parameters with defaults, and what --max sets."""
+    table = Table(title="thinkbench tasks: --max sets the scale, --set name=value the others")
+    table.add_column("task", style="bold", no_wrap=True)
+    table.add_column("--max sets")
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("type")
+    table.add_column("default", justify="right")
+    table.add_column("meaning")
+    for name in task_names():
+        cls = task_class(name)
+        params = describe_params(cls)
+        scale = cls.scale_help or cls.scale_param
+        for i, p in enumerate(params):
+            table.add_row(
+                name if i == 0 else "",
+                scale if i == 0 else "",
+                p["name"] + (" (--max)" if p["is_scale"] else ""),
+                p["type"],
+                str(p["default"]),
+                p["help"],
+                end_section=i == len(params) - 1,
+            )
+    Console(highlight=False).print(table)
+
+
+# ---- bench sample -----------------------------------------------------------------------------
+
+
+def write_text(path: Path | None, text: str) -> None:
+    """Write to stdout, or atomically to `path` (temp file + rename: no half-written files)."""
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def check_output_path(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"--out {path} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise UserError(f"--out {path}: folder {path.parent} does not exist")
+
+
+def render_text(task: Task, batch: Any, seed: int, split: str) -> str:
+    settings = " ".join(f"{k}={v}" for k, v in task.param_dict().items())
+    lines = [f"{task.name}  {settings}  ·  split {split}  ·  seed {seed}"]
+    for i in range(len(batch)):
+        meta = "  ".join(f"{k} {int(v[i])}" for k, v in batch.meta.items())
+        lines.append(f"#{i + 1}  {meta}")
+        shown = task.render(batch.questions[i], batch.answers[i], batch.traces[i])
+        lines.extend("  " + line for line in shown.splitlines())
+    return "\n".join(lines) + "\n"
+
+
+@app.command("sample")
+@user_errors_exit
+def sample_command(
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (see `bench tasks`)."),
+    max_value: Optional[int] = typer.Option(None, "--max", help="The task's scale; default: the task's own."),
+    n: int = typer.Option(5, "-n", "--n", help="Number of problems."),
+    assignments: Optional[list[str]] = typer.Option(
+        None, "--set", help="Parameter override key=value; repeatable."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same problems."),
+    split: str = typer.Option("train", "--split", help="train or eval (disjoint problem sets)."),
+    fmt: str = typer.Option("text", "--format", help="text (for people) or jsonl (for programs)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+) -> None:
+    """Draw problems of a task and show them with answers and reference traces."""
+    if task is None:
+        raise UserError(f"missing --task; valid: {', '.join(task_names())}")
+    check_choice("--split", split, ("train", "eval"))
+    check_choice("--format", fmt, ("text", "jsonl"))
+    if not 1 <= n <= MAX_PROBLEMS:
+        raise UserError(f"-n {n} out of range; valid: 1..{MAX_PROBLEMS}")
+    if seed < 0:
+        raise UserError(f"--seed {seed} out of range; valid: a non-negative integer")
+    if out is not None:
+        check_output_path(out)
+    problem_task = make_task(task, max_value, parse_assignments(assignments))
+    # The split's own stream: `--split eval --seed s` is the same problem stream every time.
+    batch = problem_task.sample(stream_rng(seed, split), n, split)  # type: ignore[arg-type]
+    text = problem_task.to_jsonl(batch) if fmt == "jsonl" else render_text(problem_task, batch, seed, split)
+    write_text(out, text)
+
+
+# ---- bench verify -----------------------------------------------------------------------------
+
+
+@dataclass
+class TaskScore:
+    n: int = 0
+    correct: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        low, high = wilson_interval(self.correct, self.n)
+        return {
+            "n": self.n,
+            "correct": self.correct,
+            "accuracy": self.correct / self.n if self.n else 0.0,
+            "interval95": [low, high],
+        }
+
+
+class BadLine(ValueError):
+    """A JSONL line that cannot be scored; the message is one line."""
+
+
+# What a malformed record can make a task's checker or verifier raise. Anything else is a bug.
+_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def verify_record(text: str, tasks: dict[str, Task]) -> tuple[str, bool]:
+    """Check one JSONL line: (task name, is the answer right). Raises BadLine if malformed."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadLine(f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise BadLine(f"expected a JSON object, got {type(record).__name__}")
+    name = record.get("task")
+    if not isinstance(name, str):
+        raise BadLine("missing field 'task'" if name is None else f"'task' must be a string, got {name!r}")
+    params = record.get("params")
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise BadLine(f"'params' must be an object, got {params!r}")
+    if "answer" not in record:
+        raise BadLine("missing field 'answer' (use null for no path / UNSAT)")
+    try:
+        key = name + json.dumps(params, sort_keys=True)
+        if key not in tasks:
+            tasks[key] = make_task(name, overrides=params)
+        task = tasks[key]
+        problem = {k: v for k, v in record.items() if k not in RECORD_KEYS}
+        task.check_problem_json(problem)
+        return name, bool(task.verify_json(problem, record["answer"]))
+    except TaskError as exc:
+        raise BadLine(str(exc).splitlines()[0] if str(exc) else "invalid problem") from None
+    except _MALFORMED as exc:
+        raise BadLine(f"invalid problem for task {name!r} ({type(exc).__name__}: {exc})") from None
+
+
+def score_lines(lines: Iterable[bytes | str]) -> tuple[dict[str, TaskScore], list[tuple[int, str]]]:
+    """Score JSONL lines: per-task scores and the (line number, reason) of every malformed line."""
+    scores: dict[str, TaskScore] = {}
+    bad: list[tuple[int, str]] = []
+    tasks: dict[str, Task] = {}
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            bad.append((number, "not UTF-8 text"))
+            continue
+        if not text.strip():
+            continue
+        try:
+            name, right = verify_record(text, tasks)
+        except BadLine as exc:
+            bad.append((number, str(exc).replace("\n", " ")))
+            continue
+        score = scores.setdefault(name, TaskScore())
+        score.n += 1
+        score.correct += right
+    return scores, bad
+
+
+def open_input(file: str) -> Any:
+    if file == "-":
+        return sys.stdin.buffer
+    path = Path(file)
+    if not path.exists():
+        raise UserError(f"file not found: {file}")
+    if path.is_dir():
+        raise UserError(f"{file} is a directory; give a JSONL file")
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise UserError(f"cannot read {file}: {exc.strerror}") from None
+
+
+@app.command("verify")
+@user_errors_exit
+def verify_command(
+    file: Optional[str] = typer.Argument(None, help="JSONL file of problems with answers, or - for stdin."),
+    fmt: str = typer.Option("table", "--format", help="table (for people) or json (one object, for programs)."),
+) -> None:
+    """Check each line's answer with its task's verifier and print accuracy per task."""
+    if file is None:
+        raise UserError("missing FILE: give a JSONL file written like `bench sample --format jsonl`, or -")
+    check_choice("--format", fmt, ("table", "json"))
+    source = open_input(file)
+    try:
+        scores, bad = score_lines(source)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    for number, reason in bad[:MAX_REPORTED_BAD_LINES]:
+        print(f"error: {file} line {number}: {reason}", file=sys.stderr)
+    if len(bad) > MAX_REPORTED_BAD_LINES:
+        print(f"error: {file}: {len(bad) - MAX_REPORTED_BAD_LINES} more malformed lines", file=sys.stderr)
+    if not scores:
+        fail(f"no valid problem line in {file} ({len(bad)} malformed)" if bad else f"{file} has no problem lines")
+
+    total = TaskScore(sum(s.n for s in scores.values()), sum(s.correct for s in scores.values()))
+    if fmt == "json":
+        summary = {
+            "file": file,
+            "tasks": {name: scores[name].as_dict() for name in sorted(scores)},
+            "total": total.as_dict(),
+            "malformed_lines": len(bad),
+        }
+        print(json.dumps(summary))
+        return
+    table = Table(title=f"verify {file}", caption=f"{len(bad)} malformed lines skipped" if bad else None)
+    table.add_column("task", style="bold", no_wrap=True)
+    for column in ("n", "correct", "accuracy"):
+        table.add_column(column, justify="right")
+    table.add_column("95% interval", justify="right")
+    rows = [(name, scores[name]) for name in sorted(scores)]
+    if len(rows) > 1:
+        rows.append(("all", total))
+    for name, score in rows:
+        result = score.as_dict()
+        low, high = result["interval95"]
+        table.add_row(name, str(score.n), str(score.correct), f"{result['accuracy']:.3f}", f"{low:.3f}-{high:.3f}")
+    Console(highlight=False).print(table)

@@ -1,0 +1,45 @@
+"""User-facing errors: one line naming the bad value and the valid ones, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable, TypeVar
+
+from tasks.base import TaskError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(ValueError):
+    """Bad input from the user. The message is a single line shown as-is."""
+
+
+# Errors whose message is written for the user. Solvers raise their own subclass of ValueError,
+# registered here by the solvers package (see solvers/base.py) to keep bench free of torch at import.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, TaskError)
+
+
+def register_user_error(kind: type[BaseException]) -> None:
+    global USER_ERRORS
+    if kind not in USER_ERRORS:
+        USER_ERRORS = (*USER_ERRORS, kind)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line to stderr and exit."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def user_errors_exit(func: F) -> F:
+    """Decorator for CLI commands: user errors become one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    return wrapper  # type: ignore[return-value]

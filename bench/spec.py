@@ -1,0 +1,92 @@
+"""A run is a frozen spec; the hash of its canonical JSON is the run id.
+
+Everything that changes what a run computes is in the spec (task and its resolved parameters,
+solver and its resolved options, model size, optimiser, training length, seed, device); things that
+only change how it is shown or stored (progress bars, the results folder) are not. Options left at
+their defaults are written out in full, so `--thoughts 4` and the default 4 give the same id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+SPEC_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 5000
+    """Training steps at most (early stop at --target)."""
+    batch: int = 256
+    """Problems per step (the notes: >= 64 is needed at larger scales)."""
+    target: float = 0.99
+    """Stop once held-out accuracy reaches this."""
+    eval_every: int = 100
+    """Steps between held-out evaluations (and checkpoints)."""
+    monitor_size: int = 512
+    """Held-out problems scored at each periodic evaluation."""
+    eval_size: int = 2000
+    """Held-out problems scored at the final evaluation."""
+    train_size: int = 0
+    """Train on this many fixed problems (grokking set-up); 0 = a fresh stream every step."""
+    seed: int = 0
+    """Seeds the model init, the training data and all sampling."""
+    eval_thoughts: tuple[int, ...] = ()
+    """Extra thought budgets to evaluate the trained model at (thinkers, pause, continuous)."""
+
+    def validate(self) -> list[str]:
+        problems = []
+        for name in ("steps", "batch", "eval_every", "monitor_size", "eval_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
+        if not 0.0 < self.target <= 1.0:
+            problems.append(f"--target={self.target} must be in (0, 1]")
+        if self.train_size < 0:
+            problems.append(f"--train-size={self.train_size} must be >= 0")
+        if self.seed < 0:
+            problems.append(f"--seed={self.seed} must be >= 0")
+        if any(k < 0 for k in self.eval_thoughts):
+            problems.append(f"--eval-thoughts {list(self.eval_thoughts)}: budgets must be >= 0")
+        return problems
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str
+    task_params: dict[str, Any]
+    solver: str
+    solver_options: dict[str, Any]
+    model: dict[str, Any]
+    optim: dict[str, Any]
+    train: dict[str, Any]
+    device: str
+    init: str | None = None
+    """Run id of a finished run to warm-start from, or None."""
+    version: int = SPEC_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), sort_keys=True))
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def train_config(self) -> TrainConfig:
+        values = dict(self.train)
+        values["eval_thoughts"] = tuple(values.get("eval_thoughts", ()))
+        return TrainConfig(**values)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown spec fields {sorted(unknown)}")
+        return cls(**data)

@@ -1,0 +1,335 @@
+"""Train one run: build task and solver from a spec, train with progress, evaluate, checkpoint, resume.
+
+Reproducibility: the model init is seeded by the run's seed; the batch at step s and every random
+draw inside step s are seeded by (seed, s). A run resumed from a checkpoint therefore replays the
+same steps an uninterrupted run would have taken (bit-identical on CPU).
+
+Crash safety: a checkpoint is written atomically at every evaluation; Ctrl-C (SIGINT) or SIGTERM is
+noted and acted on at the next step boundary: checkpoint, status "interrupted", exit. Running the
+same spec again continues from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from bench.errors import UserError
+from bench.evaluate import autocast_for, evaluate, quick_accuracy
+from bench.spec import RunSpec, TrainConfig
+from bench.store import RunDir, atomic_torch_save, load_checkpoint
+from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_solver, resolve_solver, make_options
+from tasks.base import Batch, Task, stream_rng
+from tasks.registry import make_task
+
+EVAL_SEED = 2**31 - 1  # the held-out problems are the same for every training seed
+
+
+class RunInterrupted(Exception):
+    """Raised after an interrupted run has been checkpointed."""
+
+    def __init__(self, run_id: str, step: int) -> None:
+        super().__init__(f"run {run_id} interrupted at step {step}; run the same command again to resume")
+        self.run_id, self.step = run_id, step
+
+
+def resolve_device(requested: str) -> str:
+    if requested not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {requested!r} is not one of auto, cpu, cuda")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available here; use --device cpu or auto")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def build_spec(
+    task: str,
+    max_value: int | None,
+    task_overrides: dict[str, Any],
+    solver: str,
+    solver_options: dict[str, Any],
+    model: ModelConfig,
+    optim: OptimConfig,
+    train: TrainConfig,
+    device: str = "auto",
+    init: str | None = None,
+) -> RunSpec:
+    """Validate every part and freeze it into a spec. Raises one-line user errors."""
+    task_obj = make_task(task, max_value, task_overrides)
+    cls, canonical, flags = resolve_solver(solver)
+    options = make_options(cls, canonical, flags, solver_options)
+    model.validate()
+    optim.validate()
+    problems = train.validate()
+    if problems:
+        raise UserError(problems[0])
+    supported = getattr(cls, "supports", None)
+    if supported is not None:
+        reason = supported(TaskShape.of(task_obj), options)
+        if reason:
+            raise UserError(f"solver {canonical} cannot do task {task}: {reason}")
+    return RunSpec(
+        task=task,
+        task_params=task_obj.param_dict(),
+        solver=canonical,
+        solver_options=dataclasses.asdict(options),
+        model=dataclasses.asdict(model),
+        optim=dataclasses.asdict(optim),
+        train=dataclasses.asdict(train),
+        device=resolve_device(device),
+        init=init,
+    )
+
+
+def build(spec: RunSpec) -> tuple[Task, Solver]:
+    """The task and a freshly initialised solver (seeded) for a spec."""
+    task = make_task(spec.task, overrides=spec.task_params)
+    torch.manual_seed(spec.train["seed"])
+    cls, canonical, flags = resolve_solver(spec.solver)
+    options = {k: v for k, v in spec.solver_options.items() if k not in flags}
+    solver = make_solver(spec.solver, TaskShape.of(task), ModelConfig(**spec.model), OptimConfig(**spec.optim), options)
+    return task, solver.to(spec.device)
+
+
+def warm_start(solver: Solver, source: dict[str, torch.Tensor]) -> list[str]:
+    """Copy matching tensors from another run's model; a tensor whose first dimension is smaller
+    (a vocabulary that grew with thought tokens) fills the leading rows. Returns what was copied."""
+    copied = []
+    own = solver.state_dict()
+    with torch.no_grad():
+        for name, tensor in source.items():
+            if name not in own:
+                continue
+            target = own[name]
+            if target.shape == tensor.shape:
+                target.copy_(tensor)
+            elif target.dim() == tensor.dim() and target.shape[1:] == tensor.shape[1:] and tensor.shape[0] <= target.shape[0]:
+                target[: tensor.shape[0]].copy_(tensor)
+            else:
+                continue
+            copied.append(name)
+    if not copied:
+        raise UserError("--init: the source run's model shares no tensors with this solver (different size?)")
+    return copied
+
+
+def environment_facts(device: str) -> dict[str, Any]:
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "git_commit": commit,
+    }
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[dict[str, bool]]:
+    """Turn SIGINT/SIGTERM into a flag checked at step boundaries (a second Ctrl-C stops at once)."""
+    flag = {"stop": False}
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    in_main_thread = True
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (e.g. inside a worker): no handlers, no deferral
+        in_main_thread = False
+    try:
+        yield flag
+    finally:
+        if in_main_thread:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+@dataclass
+class TrainingState:
+    step: int = 0
+    curve: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    elapsed: float = 0.0
+    steps_to_target: int | None = None
+
+    def to_checkpoint(self, solver: Solver) -> dict[str, Any]:
+        return {
+            "solver": solver.checkpoint(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "steps_to_target": -1 if self.steps_to_target is None else self.steps_to_target,
+        }
+
+
+ProgressCallback = Callable[[int, dict[str, Any]], None]
+
+
+def fixed_training_set(task: Task, cfg: TrainConfig) -> Batch | None:
+    if cfg.train_size <= 0:
+        return None
+    return task.sample(stream_rng(cfg.seed, "trainset"), cfg.train_size, "train")
+
+
+def training_batch(task: Task, cfg: TrainConfig, step: int, fixed: Batch | None) -> Batch:
+    rng = stream_rng(cfg.seed, "train", step)
+    if fixed is None:
+        return task.sample(rng, cfg.batch, "train")
+    return fixed.take(rng.integers(0, len(fixed), size=cfg.batch))
+
+
+def held_out_problems(task: Task, cfg: TrainConfig) -> Batch:
+    return task.sample(stream_rng(EVAL_SEED, "eval"), cfg.eval_size, "eval")
+
+
+def run_training(
+    spec: RunSpec,
+    run_dir: RunDir,
+    on_progress: ProgressCallback | None = None,
+    stop_after_steps: int | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) the run in `run_dir` to completion; returns the final status record.
+
+    stop_after_steps: stop like an interrupt after this many steps in this call (tests use it to
+    prove that resuming gives the same result as not stopping).
+    """
+    cfg = spec.train_config
+    task, solver = build(spec)
+    device = torch.device(spec.device)
+    state = TrainingState()
+    checkpoint_path = run_dir.file("checkpoint.pt")
+    if checkpoint_path.exists():
+        saved = load_checkpoint(checkpoint_path)
+        try:
+            solver.restore(saved["solver"])
+        except (RuntimeError, KeyError, ValueError) as exc:
+            raise UserError(f"checkpoint {checkpoint_path} does not fit this run's solver ({type(exc).__name__})") from None
+        state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
+        state.steps_to_target = None if int(saved["steps_to_target"]) < 0 else int(saved["steps_to_target"])
+        state.curve = [row for row in run_dir.read("curve.json", []) if row["step"] <= state.step]
+    elif init_state is not None:
+        warm_start(solver, init_state)
+
+    run_dir.write("environment.json", environment_facts(spec.device))
+    held_out = held_out_problems(task, cfg)
+    monitor = held_out.take(slice(0, cfg.monitor_size))
+    fixed = fixed_training_set(task, cfg)
+    parameters = solver.num_parameters()
+
+    def save(state_name: str) -> None:
+        atomic_torch_save(checkpoint_path, state.to_checkpoint(solver))
+        run_dir.write("curve.json", state.curve)
+        run_dir.write("status.json", {"state": state_name, "step": state.step, "elapsed": state.elapsed})
+
+    run_dir.write("status.json", {"state": "running", "step": state.step, "elapsed": state.elapsed})
+    steps_this_call = 0
+    reached = state.steps_to_target is not None
+    last_metrics: dict[str, Any] = {}
+    with deferred_interrupts() as interrupt:
+        tick = time.perf_counter()
+        while state.step < cfg.steps and not reached:
+            step = state.step
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            batch = TensorBatch.from_numpy(training_batch(task, cfg, step, fixed), device)
+            with autocast_for(device):
+                last_metrics = solver.train_step(batch)
+            state.step = step + 1
+            steps_this_call += 1
+            now = time.perf_counter()
+            state.elapsed += now - tick
+            tick = now
+            if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
+                accuracy = quick_accuracy(solver, task, monitor, device)
+                state.curve.append({"step": state.step, **_rounded(last_metrics), "accuracy": accuracy, "elapsed": round(state.elapsed, 3)})
+                if accuracy >= cfg.target:
+                    state.steps_to_target, reached = state.step, True
+                save("running")
+                tick = time.perf_counter()  # evaluation and checkpoint time is not training time
+            if on_progress is not None:
+                on_progress(state.step, {**last_metrics, "accuracy": state.curve[-1]["accuracy"] if state.curve else None})
+            if interrupt["stop"] or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
+                save("interrupted")
+                raise RunInterrupted(run_dir.run_id, state.step)
+
+    # Final evaluation: all held-out problems, at the trained budget and at every extra budget.
+    final = evaluate(solver, task, held_out, device)
+    budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
+    diagnostics = getattr(solver, "diagnostics", None)
+    extras = diagnostics(task, held_out, device) if diagnostics is not None else {}
+    run_dir.write("evaluation.json", {"final": final, "budgets": budgets, "diagnostics": extras})
+    save("finished")
+    status = {
+        "state": "finished",
+        "step": state.step,
+        "elapsed": round(state.elapsed, 3),
+        "accuracy": final["overall"]["accuracy"],
+        "low": final["overall"]["low"],
+        "high": final["overall"]["high"],
+        "reached_target": final["overall"]["accuracy"] >= cfg.target,
+        "steps_to_target": state.steps_to_target,
+        "parameters": parameters,
+    }
+    run_dir.write("status.json", status)
+    return status
+
+
+def _rounded(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def start_run(
+    spec: RunSpec,
+    root: Path,
+    force: bool = False,
+    on_progress: ProgressCallback | None = None,
+    stop_after_steps: int | None = None,
+) -> tuple[RunDir, dict[str, Any], bool]:
+    """Run a spec under `root` unless it already finished. Returns (run dir, status, was_cached)."""
+    run_dir = RunDir(root, spec.run_id)
+    if run_dir.exists():
+        stored = run_dir.read("spec.json")
+        if stored != spec.to_json():
+            raise UserError(f"{run_dir.path} holds a different spec than its id says; move it away")
+        status = run_dir.status()
+        if status.get("state") == "finished" and not force:
+            return run_dir, status, True
+        if force:
+            for name in ("checkpoint.pt", "curve.json", "evaluation.json", "status.json"):
+                if run_dir.file(name).exists():
+                    run_dir.file(name).unlink()
+    run_dir.write("spec.json", spec.to_json())
+    init_state = None
+    if spec.init:
+        from bench.store import find_run
+
+        source = find_run(root, spec.init)
+        if source.status().get("state") != "finished":
+            raise UserError(f"--init {spec.init}: that run has not finished")
+        init_state = load_checkpoint(source.file("checkpoint.pt"))["solver"]["model"]
+    status = run_training(spec, run_dir, on_progress, stop_after_steps, init_state)
+    return run_dir, status, False
