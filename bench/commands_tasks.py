@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import textwrap
+import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from rich.table import Table
 from bench.cli import app
 from bench.errors import UserError, fail, user_errors_exit
 from bench.stats import wilson_interval
-from tasks import Task, TaskError, make_task, parse_assignments, stream_rng, task_class, task_names
+from tasks import Batch, Task, TaskError, make_task, parse_assignments, stream_rng, task_class, task_names
 
 MAX_PROBLEMS = 1_000_000
 # Keys of a JSONL record that are not part of the problem itself.
@@ -69,8 +70,12 @@ def field_docs(params_cls: type) -> dict[str, str]:
 
 
 def type_name(kind: Any) -> str:
-    if typing.get_origin(kind) is typing.Literal:
+    """A parameter's type as a user types it: int, float, bool, a|b|c, int or none."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
         return "|".join(map(str, typing.get_args(kind)))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if k is type(None) else type_name(k) for k in typing.get_args(kind))
     return getattr(kind, "__name__", str(kind))
 
 
@@ -139,13 +144,18 @@ def write_text(path: Path | None, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write {path}: {exc.strerror}") from None
         raise
 
 
@@ -156,7 +166,7 @@ def check_output_path(path: Path) -> None:
         raise UserError(f"--out {path}: folder {path.parent} does not exist")
 
 
-def render_text(task: Task, batch: Any, seed: int, split: str) -> str:
+def render_text(task: Task, batch: Batch, seed: int, split: str) -> str:
     settings = " ".join(f"{k}={v}" for k, v in task.param_dict().items())
     lines = [f"{task.name}  {settings}  ·  split {split}  ·  seed {seed}"]
     for i in range(len(batch)):
@@ -193,7 +203,7 @@ def sample_command(
     if out is not None:
         check_output_path(out)
     problem_task = make_task(task, max_value, parse_assignments(assignments))
-    # The split's own stream: `--split eval --seed s` is the same problem stream every time.
+    # Each split draws from its own stream, as the training harness does (stream_rng(seed, "eval")).
     batch = problem_task.sample(stream_rng(seed, split), n, split)  # type: ignore[arg-type]
     text = problem_task.to_jsonl(batch) if fmt == "jsonl" else render_text(problem_task, batch, seed, split)
     write_text(out, text)
@@ -305,29 +315,30 @@ def verify_command(
         raise UserError("missing FILE: give a JSONL file written like `bench sample --format jsonl`, or -")
     check_choice("--format", fmt, ("table", "json"))
     source = open_input(file)
+    shown = "stdin" if file == "-" else file
     try:
         scores, bad = score_lines(source)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
     for number, reason in bad[:MAX_REPORTED_BAD_LINES]:
-        print(f"error: {file} line {number}: {reason}", file=sys.stderr)
+        print(f"error: {shown} line {number}: {reason}", file=sys.stderr)
     if len(bad) > MAX_REPORTED_BAD_LINES:
-        print(f"error: {file}: {len(bad) - MAX_REPORTED_BAD_LINES} more malformed lines", file=sys.stderr)
+        print(f"error: {shown}: {len(bad) - MAX_REPORTED_BAD_LINES} more malformed lines", file=sys.stderr)
     if not scores:
-        fail(f"no valid problem line in {file} ({len(bad)} malformed)" if bad else f"{file} has no problem lines")
+        fail(f"no valid problem line in {shown} ({len(bad)} malformed)" if bad else f"{shown} has no problem lines")
 
     total = TaskScore(sum(s.n for s in scores.values()), sum(s.correct for s in scores.values()))
     if fmt == "json":
         summary = {
-            "file": file,
+            "file": shown,
             "tasks": {name: scores[name].as_dict() for name in sorted(scores)},
             "total": total.as_dict(),
             "malformed_lines": len(bad),
         }
         print(json.dumps(summary))
         return
-    table = Table(title=f"verify {file}", caption=f"{len(bad)} malformed lines skipped" if bad else None)
+    table = Table(title=f"verify {shown}", caption=f"{len(bad)} malformed lines skipped" if bad else None)
     table.add_column("task", style="bold", no_wrap=True)
     for column in ("n", "correct", "accuracy"):
         table.add_column(column, justify="right")

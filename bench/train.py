@@ -80,6 +80,12 @@ def build_spec(
         reason = supported(TaskShape.of(task_obj), options)
         if reason:
             raise UserError(f"solver {canonical} cannot do task {task}: {reason}")
+    # Optional: checks that need the model size or training settings (a layer index, eval budgets).
+    check_run = getattr(cls, "check_run", None)
+    if check_run is not None:
+        reason = check_run(TaskShape.of(task_obj), model, options, train)
+        if reason:
+            raise UserError(f"solver {canonical}: {reason}")
     return RunSpec(
         task=task,
         task_params=task_obj.param_dict(),

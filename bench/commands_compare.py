@@ -1,0 +1,155 @@
+"""`bench compare`: a leaderboard over every stored run (see bench/compare.py for the columns)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from bench.cli import app
+from bench.compare import FORMATS, SORT_KEYS, board_records, compare
+from bench.errors import UserError, user_errors_exit
+
+# (header, column) for markdown; the rich table folds settings under the solver and leaves out config.
+_SHOWN: list[tuple[str, str]] = [
+    ("task", "task"), ("scale", "scale"), ("solver", "solver"), ("settings", "settings"), ("seeds", "seeds"),
+    ("accuracy", "accuracy"), ("95% CI", "ci"), ("success", "success"), ("time s", "time_s"),
+    ("steps", "steps_to_target"), ("params", "parameters"), ("config", "config"),
+]
+_TABLE_SHOWN = [(h, c) for h, c in _SHOWN if c != "config"]
+_INTERVAL_NOTE = (
+    "success: seeds reaching the target; time s, steps: medians (steps: to the target, over seeds that reached it); "
+    "95% CI: Student's t across seeds, * one seed: Wilson interval over its held-out problems"
+)
+_RIGHT = {"scale", "seeds", "accuracy", "ci", "success", "time_s", "steps_to_target", "parameters"}
+
+
+def canonical_solver(name: str) -> str:
+    """The stored (canonical) form of a typed solver name; an unknown name stays as typed and simply
+    matches no run."""
+    from solvers.base import resolve_solver
+
+    try:
+        return resolve_solver(name)[1]
+    except ValueError:
+        return name
+
+
+def readable_root(path: str | None) -> Path:
+    """The results folder to read; never created (compare only reads). A file in its place is an error."""
+    root = Path(path if path is not None else os.environ.get("THINKBENCH_RESULTS", "results")).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"results folder {root} is a file, not a folder")
+    return root
+
+
+def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
+    """Leaderboard rows as text cells for table and markdown output."""
+
+    def number(value: Any, pattern: str) -> str:
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else pattern.format(value)
+
+    rows = []
+    for record in board_records(board):
+        successes = round(record["success"] * record["seeds"])
+        rows.append({
+            "task": record["task"],
+            "scale": number(record["scale"], "{}"),
+            "solver": record["solver"],
+            "settings": record["settings"] or "",
+            "seeds": str(record["seeds"]),
+            "accuracy": number(record["accuracy"], "{:.3f}"),
+            "ci": f"{record['low']:.3f}-{record['high']:.3f}" + ("*" if record["interval"] == "wilson" else ""),
+            "success": f"{successes}/{record['seeds']}",
+            "time_s": number(record["time_s"], "{:.1f}"),
+            "steps_to_target": number(record["steps_to_target"], "{:g}"),
+            "parameters": number(record["parameters"], "{:,.0f}"),
+            "config": record["config"],
+        })
+    return rows
+
+
+def markdown_table(rows: list[dict[str, str]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header for header, _ in _SHOWN) + " |"]
+    lines.append("|" + "|".join("---:" if column in _RIGHT else "---" for _, column in _SHOWN) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(cell(row[column]) for _, column in _SHOWN) + " |")
+    return "\n".join(lines) + f"\n\n{_INTERVAL_NOTE}" if rows else "\n".join(lines)
+
+
+def notes_text(notes: dict[str, Any]) -> list[str]:
+    lines = []
+    if notes["unfinished"]:
+        states = ", ".join(f"{count} {state}" for state, count in notes["unfinished"].items())
+        lines.append(f"not counted: {sum(notes['unfinished'].values())} unfinished runs ({states})")
+    if notes["unreadable"]:
+        shown = ", ".join(notes["unreadable"][:5]) + (" ..." if len(notes["unreadable"]) > 5 else "")
+        lines.append(f"skipped {len(notes['unreadable'])} unreadable run folders: {shown}")
+    return lines
+
+
+@app.command("compare")
+@user_errors_exit
+def compare_command(
+    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task."),
+    solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Only this solver."),
+    max_value: Optional[int] = typer.Option(None, "--max", "-m", help="Only this scale (the task's --max)."),
+    sort: str = typer.Option("accuracy", "--sort", help=f"Rank within each task and scale by: {', '.join(SORT_KEYS)}."),
+    fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(FORMATS)}."),
+) -> None:
+    """Leaderboard over stored runs: per task, scale and configuration, across seeds.
+
+    Example: bench compare --task add --sort success
+    """
+    if sort not in SORT_KEYS:
+        raise UserError(f"--sort {sort!r} is not valid; valid: {', '.join(SORT_KEYS)}")
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
+    root = readable_root(results)
+    board, notes = compare(root, task, canonical_solver(solver) if solver else None, max_value, sort)
+    err = Console(stderr=True, highlight=False)
+    for line in notes_text(notes):
+        err.print(line)
+    if board.empty:
+        filters = ", ".join(f"{k}={v}" for k, v in (("task", task), ("solver", solver), ("max", max_value)) if v is not None)
+        message = f"no finished runs under {root}" + (f" match {filters}" if filters else "")
+        if fmt == "table":
+            Console(highlight=False).print(message)
+        else:
+            err.print(message)
+    if fmt == "json":
+        print(json.dumps(board_records(board)))
+    elif fmt == "csv":
+        print(board.to_csv(index=False), end="")
+    elif fmt == "markdown":
+        print(markdown_table(display_rows(board)))
+    elif not board.empty:
+        table = Table(
+            title=f"leaderboard: {len(board)} configurations, ranked by {sort} within task and scale",
+            caption=_INTERVAL_NOTE,
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+        )
+        for header, column in _TABLE_SHOWN:
+            # Only the settings column wraps: in a narrow terminal it gives way, the numbers never fold.
+            table.add_column(header, justify="right" if column in _RIGHT else "left", no_wrap=column != "settings",
+                             overflow="fold", style="dim" if column == "settings" else None)
+        for row in display_rows(board):
+            table.add_row(*(escape(row[column]) for _, column in _TABLE_SHOWN))
+        console = Console(highlight=False)
+        if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
+            console = Console(highlight=False, width=max(console.width, 140))
+        console.print(table)

@@ -1,0 +1,301 @@
+"""`bench sweep`: run a grid of settings (size x thought budget x seed x anything), resumable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bench.cli import app
+from bench.errors import UserError, user_errors_exit
+from bench.sweep import Grid, split_values
+
+console = Console()
+err_console = Console(stderr=True)
+
+# CLI flags that are run options, each a comma-separated list (a list of more than one is an axis).
+LIST_FLAGS = ("task", "solver", "max", "thoughts", "seeds", "steps", "batch", "lr", "d_model", "layers", "heads",
+              "target", "eval_every", "eval_size", "device")
+
+
+def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets: list[str] | None,
+                  eval_thoughts: Optional[str], name: Optional[str]) -> Grid:
+    out = Grid(name=name)
+    for key in LIST_FLAGS:
+        text = values.get(key)
+        if text is not None:
+            out.set(key, split_values(str(text), f"--{key.replace('_', '-')}"))
+    for item in grid or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--grid expects name=v1,v2,..., got {item!r}")
+        if key.strip().replace("-", "_") == "eval_thoughts":
+            raise UserError("--grid eval_thoughts=... is ambiguous (budgets are a list); use --eval-thoughts 0,2,4, or a list of lists in a sweep file")
+        out.set(key, split_values(text, f"--grid {key.strip()}"))
+    for item in sets or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects name=value, got {item!r}")
+        out.set(key, [text.strip()])
+    if eval_thoughts is not None:
+        out.set("eval_thoughts", [eval_thoughts])
+    return out
+
+
+@app.command()
+@user_errors_exit
+def sweep(
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="A sweep file (TOML, see experiments/); command-line settings override it."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name(s), comma-separated."),
+    solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Solver name(s), comma-separated (default gpt)."),
+    max_values: Optional[str] = typer.Option(None, "--max", "-m", help="Scales, e.g. 50,100,200."),
+    thoughts: Optional[str] = typer.Option(None, "--thoughts", "-k", help="Thought budgets, e.g. 2,4 (only solvers with a thought budget)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0-4 or 0,1,2."),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", help="Any setting as an axis, name=v1,v2 (repeatable): run options, task parameters, solver options."),
+    set_values: Optional[list[str]] = typer.Option(None, "--set", help="Any setting fixed, name=value (repeatable)."),
+    steps: Optional[str] = typer.Option(None, help="Training steps at most (a list is an axis)."),
+    batch: Optional[str] = typer.Option(None, help="Problems per step."),
+    lr: Optional[str] = typer.Option(None, help="AdamW learning rate."),
+    d_model: Optional[str] = typer.Option(None, "--d-model", help="Transformer width."),
+    layers: Optional[str] = typer.Option(None, help="Transformer blocks."),
+    heads: Optional[str] = typer.Option(None, help="Attention heads."),
+    target: Optional[str] = typer.Option(None, help="Accuracy target (early stop; a seed 'succeeds' when it reaches it)."),
+    eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Steps between evaluations and checkpoints."),
+    eval_size: Optional[str] = typer.Option(None, "--eval-size", help="Held-out problems in the final evaluation."),
+    eval_thoughts: Optional[str] = typer.Option(None, "--eval-thoughts", help="Also evaluate thinkers at these budgets, e.g. 0,2,4,8."),
+    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells at once (default: one per core; on Ray, the cluster's CPUs)."),
+    executor: str = typer.Option("local", "--executor", help="local (this machine) or ray (a Ray cluster; pip install 'thinkbench[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)."),
+    name: Optional[str] = typer.Option(None, help="Sweep name for results/sweeps/NAME.json (default: the file's name, or a hash of the cells)."),
+    min_rate: float = typer.Option(0.5, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+) -> None:
+    """Run every cell of a grid as an ordinary run; finished cells are skipped, so a stopped sweep resumes.
+
+    Example: bench sweep --task add --solver gpt,think_fixed_blind_super --max 50,100,200 --thoughts 2,4 --seeds 0-4
+    """
+    from bench.executors import EXECUTORS
+    from bench.store import results_root
+    from bench.sweep import expand, load_toml, sweep_name, write_record
+
+    if executor not in EXECUTORS:
+        raise UserError(f"--executor {executor!r} is not valid; valid: {', '.join(EXECUTORS)}")
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs={jobs} must be at least 1")
+    if not 0.0 < min_rate <= 1.0:
+        raise UserError(f"--min-rate={min_rate} must be in (0, 1]")
+    root = results_root(results)
+    cli = grid_from_cli(
+        {"task": task, "solver": solver, "max": max_values, "thoughts": thoughts, "seeds": seeds, "steps": steps,
+         "batch": batch, "lr": lr, "d_model": d_model, "layers": layers, "heads": heads, "target": target,
+         "eval_every": eval_every, "eval_size": eval_size, "device": device},
+        grid, set_values, eval_thoughts, name,
+    )
+    plan = cli
+    if file is not None:
+        from_file = load_toml(file)
+        from_file.name = from_file.name or file.stem
+        plan = from_file.merged(cli)
+    expansion = expand(plan, root)
+    cells = expansion.cells
+    label = sweep_name(plan, cells)
+    for line in expansion.refused:
+        err_console.print(f"[yellow]skipped[/]: {line}")
+    if dry_run:
+        print_cells(expansion)
+        return
+    record = write_record(root, label, plan, expansion)
+    outcomes = execute(expansion, root, jobs, executor, ray_address, quiet, label)
+    print_summary(expansion, outcomes, root, min_rate)
+    err_console.print(f"[dim]sweep record: {record}[/]")
+    counts = _count(outcomes)
+    if counts.get("interrupted") or counts.get("not started"):
+        err_console.print("sweep interrupted; run the same command again to resume")
+        raise typer.Exit(130)
+    if counts.get("failed"):
+        raise typer.Exit(1)
+
+
+def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,
+            label: str) -> dict[str, dict[str, Any]]:
+    """Run the cells with one overall progress display; returns run id -> result."""
+    from bench.executors import connect_ray, run_in_process, run_pool, run_ray
+    from bench.sweep import available_cores, default_jobs, finished, threads_per_job
+    from bench.train import deferred_interrupts
+
+    cells = expansion.cells
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo = []
+    for cell in cells:
+        if finished(root, cell):
+            outcomes[cell.run_id] = {"outcome": "skipped", "status": {}, "error": None, "wall": 0.0}
+        else:
+            todo.append(cell)
+    if executor == "ray":
+        cores = connect_ray(ray_address)
+        jobs = jobs or cores
+    else:
+        cores = available_cores()
+        jobs = jobs or default_jobs(cells)
+    jobs = max(1, min(jobs, len(todo) or 1))
+    threads = threads_per_job(jobs, cores)
+    if executor == "local" and jobs > cores:
+        err_console.print(f"[yellow]note[/]: --jobs {jobs} is more than the {cores} cores here; runs will slow each other down")
+    err_console.print(
+        f"sweep [bold]{label}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished; "
+        f"{len(todo)} to run on {executor} with {jobs} job(s) x {threads} thread(s)"
+    )
+    names = {c.run_id: c.label([k for k in expansion.varying if k != "device"]) for c in cells}
+    steps = {c.run_id: c.spec.train["steps"] for c in cells}
+    progress = None if quiet else Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=err_console, transient=False,
+    )
+    overall = progress.add_task("[bold]cells", total=len(cells), completed=len(cells) - len(todo), info="") if progress else None
+    rows: dict[str, Any] = {}
+    began = time.perf_counter()
+
+    def on_event(kind: str, run_id: str, data: dict[str, Any]) -> None:
+        if kind == "done":
+            outcomes[run_id] = data
+            if data.get("traceback"):
+                err_console.print(f"[red]cell {run_id} failed[/]:\n{data['traceback']}")
+            elif data.get("error"):
+                err_console.print(f"[red]cell {run_id} failed[/]: {data['error']}")
+        if progress is None:
+            return
+        if kind == "start" and run_id not in rows:
+            rows[run_id] = progress.add_task(f"  {run_id} {names.get(run_id, '')}", total=steps.get(run_id), info="")
+        elif kind == "step" and run_id in rows:
+            accuracy = data.get("accuracy")
+            progress.update(rows[run_id], completed=data["step"], info="" if accuracy is None else f"acc {accuracy:.3f}")
+        elif kind == "done":
+            if run_id in rows:
+                progress.remove_task(rows.pop(run_id))
+            done = sum(1 for r in outcomes.values())
+            failed = sum(1 for r in outcomes.values() if r["outcome"] == "failed")
+            progress.update(overall, completed=done, info=f"{failed} failed" if failed else "")
+
+    specs = [c.spec.to_json() for c in todo]
+    with deferred_interrupts() as interrupt:
+        stop = lambda: interrupt["stop"]  # noqa: E731
+        context = progress if progress is not None else _Null()
+        with context:
+            if not specs:
+                pass
+            elif executor == "ray":
+                run_ray(specs, root, jobs, threads, on_event, stop)
+            elif jobs == 1:
+                run_in_process(specs, root, threads, on_event, stop)
+            else:
+                run_pool(specs, root, jobs, threads, on_event, stop)
+    for cell in todo:  # anything an executor did not answer for did not run
+        outcomes.setdefault(cell.run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
+    counts = _count(outcomes)
+    err_console.print(
+        f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items())
+    )
+    return outcomes
+
+
+class _Null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _count(outcomes: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in outcomes.values():
+        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+    return counts
+
+
+def print_cells(expansion: Any) -> None:
+    table = Table(title=f"{len(expansion.cells)} cells")
+    columns = [k for k in expansion.varying] or ["solver"]
+    table.add_column("run id")
+    for column in columns:
+        table.add_column(column)
+    for cell in expansion.cells:
+        table.add_row(cell.run_id, *(str(cell.settings.get(k, "-")) for k in columns))
+    console.print(table)
+
+
+def print_summary(expansion: Any, outcomes: dict[str, dict[str, Any]], root: Path, min_rate: float) -> None:
+    """Per configuration (seeds pooled): accuracy, success rate; then the frontier and AUC."""
+    from bench.frontier import config_columns, frontier_table, run_table, seed_summary
+
+    runs = run_table(root, [c.run_id for c in expansion.cells])
+    if runs.empty:
+        console.print("no finished cells yet")
+        return
+    by = config_columns(runs)
+    summary = seed_summary(runs, by, min_rate)
+    total_seeds = {}
+    for cell in expansion.cells:
+        key = tuple(show(_value(cell, k)) for k in by) + (show(_scale(cell)),)
+        total_seeds[key] = total_seeds.get(key, 0) + 1
+    table = Table(title="sweep summary (over seeds)")
+    widths = {"scale": 5, "seeds": 5, "acc": 5, "95% CI": 9, "success": 7}
+    for column in [*by, "scale", "seeds", "acc", "95% CI", "success"]:
+        table.add_column(column, justify="right" if column in widths else "left", min_width=widths.get(column),
+                         overflow="ellipsis" if column in widths else "fold")
+    for row in summary.itertuples(index=False):
+        values = row._asdict()
+        key = tuple(show(values[k]) for k in by) + (show(values["scale"]),)
+        table.add_row(
+            *(show(values[k]) for k in by), show(values["scale"]), f"{values['seeds']}/{total_seeds.get(key, values['seeds'])}",
+            f"{values['accuracy']:.3f}", f"{values['low']:.2f}-{values['high']:.2f}", f"{values['success_rate']:.2f}",
+        )
+    console.print(table)
+    if runs["scale"].nunique() > 1:
+        frontier = frontier_table(runs, by, min_rate)
+        table = Table(title=f"frontier: largest scale where >= {min_rate:.0%} of seeds reach the target")
+        for column in [*by, "frontier", "AUC", "success rate by scale"]:
+            table.add_column(column, min_width={"frontier": 8, "AUC": 5}.get(column), overflow="fold")
+        for row in frontier.itertuples(index=False):
+            values = row._asdict()
+            reached = f"< {show(min_scale(runs))}" if values["frontier"] != values["frontier"] else show(values["frontier"])
+            table.add_row(*(show(values[k]) for k in by), reached, f"{values['auc']:.3f}", values["rates"])
+        console.print(table)
+
+
+def min_scale(runs: Any) -> Any:
+    return runs["scale"].min()
+
+
+def show(value: Any) -> str:
+    """A table cell: '-' for a setting a solver does not have (NaN in pandas), 2 not 2.0."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _value(cell: Any, key: str) -> Any:
+    spec = cell.spec
+    if key in ("task", "solver"):
+        return getattr(spec, key)
+    for part in (spec.model, spec.optim, spec.train, spec.task_params, spec.solver_options):
+        if key in part:
+            return part[key]
+    return None
+
+
+def _scale(cell: Any) -> Any:
+    from tasks.registry import task_class
+
+    return cell.spec.task_params.get(task_class(cell.spec.task).scale_param)

@@ -1,0 +1,308 @@
+"""Leaderboards: every stored run as one row of a DataFrame, then one row per configuration.
+
+A *configuration* is a run's whole spec except its seed (task and parameters, solver and options,
+model size, optimiser, training settings, device, warm start), so runs that differ in anything but
+the seed are never merged. Across the seeds of a configuration:
+
+    seeds             finished runs (seeds) counted
+    accuracy          mean final held-out accuracy
+    low, high         its 95% interval: Student's t across seeds; with a single seed, that run's
+                      Wilson interval over its held-out problems (column `interval` says which)
+    success           share of seeds whose final accuracy reached the spec's target
+    time_s            median training time (seconds, evaluation excluded) over seeds
+    steps_to_target   median step at which the periodic evaluation first reached the target, over
+                      the seeds that reached it (empty when none did)
+    parameters        model parameters
+
+Pure functions on pandas; the `bench compare` command (bench/commands_compare.py) only shows them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.store import RUNS_DIR
+
+SORT_KEYS: dict[str, tuple[str, bool]] = {
+    # name: (column, ascending)
+    "accuracy": ("accuracy", False),
+    "success": ("success", False),
+    "time": ("time_s", True),
+    "steps": ("steps_to_target", True),
+    "params": ("parameters", True),
+}
+FORMATS = ("table", "markdown", "csv", "json")
+
+RUN_COLUMNS = [
+    "run_id", "config", "task", "scale", "solver", "seed", "state", "step", "accuracy", "low", "high", "n",
+    "target", "reached_target", "steps_to_target", "elapsed", "parameters", "spec",
+]
+BOARD_COLUMNS = [
+    "config", "task", "scale", "solver", "settings", "seeds", "accuracy", "low", "high", "interval", "success",
+    "time_s", "steps_to_target", "parameters", "run_ids",
+]
+
+# t quantiles t_{0.975, df} for df = 1..30 (beyond: the normal quantile plus a small correction).
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)
+
+
+def t_quantile_975(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95%)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964
+    # Cornish-Fisher expansion; better than 1e-3 for df > 30.
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, low, high): a 95% t-interval for the mean of >= 2 values, clipped to [0, 1]."""
+    n = len(values)
+    if n < 2:
+        raise ValueError("a t-interval needs at least two values")
+    mean = float(np.mean(values))
+    half = t_quantile_975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
+
+
+def config_key(spec: dict[str, Any]) -> str:
+    """Short hash of the spec without its seed: runs with the same key are seeds of one configuration."""
+    without_seed = json.loads(json.dumps(spec))
+    without_seed.get("train", {}).pop("seed", None)
+    canonical = json.dumps(without_seed, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def scale_param_of(task: str) -> str:
+    """The name of the task's scale parameter (what --max sets)."""
+    from tasks.base import TaskError
+    from tasks.registry import task_class
+
+    try:
+        return task_class(task).scale_param
+    except TaskError:  # a task no longer registered: fall back to the usual name
+        return "max"
+
+
+def scale_of(task: str, params: dict[str, Any]) -> Any:
+    """The value of the task's scale parameter, or None if the spec does not have it."""
+    return params.get(scale_param_of(task))
+
+
+def _read_json(path: Path) -> Any:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def load_runs(root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run folder under root/runs (columns RUN_COLUMNS) and the ids of unreadable ones.
+
+    Reads spec.json, status.json and (for n) evaluation.json; never writes. A folder whose spec or
+    status is not valid JSON is listed as unreadable instead of stopping the whole leaderboard.
+    """
+    rows: list[dict[str, Any]] = []
+    unreadable: list[str] = []
+    runs = Path(root) / RUNS_DIR
+    folders = sorted(p for p in runs.iterdir() if (p / "spec.json").is_file()) if runs.is_dir() else []
+    for folder in folders:
+        try:
+            spec = _read_json(folder / "spec.json")
+            status = _read_json(folder / "status.json") if (folder / "status.json").is_file() else {"state": "new"}
+            train = spec["train"]
+            task, params = spec["task"], spec["task_params"]
+            n = None
+            evaluation_path = folder / "evaluation.json"
+            if status.get("state") == "finished" and evaluation_path.is_file():
+                n = _read_json(evaluation_path)["final"]["overall"]["n"]
+            rows.append({
+                "run_id": folder.name,
+                "config": config_key(spec),
+                "task": task,
+                "scale": scale_of(task, params),
+                "solver": spec["solver"],
+                "seed": train["seed"],
+                "state": status.get("state", "unknown"),
+                "step": status.get("step"),
+                "accuracy": status.get("accuracy"),
+                "low": status.get("low"),
+                "high": status.get("high"),
+                "n": n,
+                "target": train["target"],
+                "reached_target": status.get("reached_target"),
+                "steps_to_target": status.get("steps_to_target"),
+                "elapsed": status.get("elapsed"),
+                "parameters": status.get("parameters"),
+                "spec": spec,
+            })
+        except (OSError, ValueError, KeyError, TypeError):  # ValueError covers bad JSON
+            unreadable.append(folder.name)
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for column in ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame, unreadable
+
+
+def filter_runs(
+    runs: pd.DataFrame, task: str | None = None, solver: str | None = None, scale: int | None = None
+) -> pd.DataFrame:
+    """Rows matching every filter given (exact task name, canonical solver name, scale value)."""
+    keep = pd.Series(True, index=runs.index)
+    if task is not None:
+        keep &= runs["task"] == task
+    if solver is not None:
+        keep &= runs["solver"] == solver
+    if scale is not None:
+        keep &= runs["scale"].map(lambda value: value == scale)
+    return runs[keep]
+
+
+def settings_text(spec: dict[str, Any], varying: set[str]) -> str:
+    """The spec fields listed in `varying` (flattened names like 'model.d_model'), as 'k=v ...'."""
+    flat = flatten_spec(spec)
+    scale_key = f"task_params.{scale_param_of(spec['task'])}"  # shown in the scale column
+    keys = [key for key in sorted(varying) if key in flat and key != scale_key]
+    # 'train.steps' reads as 'steps' unless another varying field has the same last name.
+    last_names = [key.rsplit(".", 1)[-1] for key in varying]
+    shown = [key.rsplit(".", 1)[-1] if last_names.count(key.rsplit(".", 1)[-1]) == 1 else key for key in keys]
+    return " ".join(f"{name}={flat[key]}" for name, key in zip(shown, keys))
+
+
+def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """{'model': {'d_model': 128}} -> {'model.d_model': 128}; lists become JSON text."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, inner)
+        else:
+            flat[prefix] = json.dumps(value) if isinstance(value, list) else value
+
+    walk("", spec)
+    return flat
+
+
+# Shown in their own columns (or meaningless for telling configurations apart).
+_OWN_COLUMNS = {"task", "solver", "train.seed", "version"}
+
+
+def varying_settings(specs: list[dict[str, Any]]) -> set[str]:
+    """Flattened spec fields whose value differs between some of these specs (the seed aside), so
+    the leaderboard names exactly what tells two rows of a table apart."""
+    flats = [flatten_spec(spec) for spec in specs]
+    keys = set().union(*flats) if flats else set()
+    varying = set()
+    for key in keys - _OWN_COLUMNS:
+        values = {json.dumps(flat.get(key), sort_keys=True) for flat in flats}
+        if len(values) > 1:
+            varying.add(key)
+    return varying
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration over its finished runs (columns BOARD_COLUMNS); unfinished rows are ignored."""
+    finished = runs[runs["state"] == "finished"]
+    if finished.empty:
+        return pd.DataFrame(columns=BOARD_COLUMNS)
+    varying = varying_settings(list(finished.drop_duplicates("config")["spec"]))
+    rows = []
+    for config, group in finished.groupby("config", sort=False):
+        first = group.iloc[0]
+        accuracies = group["accuracy"].to_numpy(dtype=float)
+        if len(group) >= 2:
+            mean, low, high = mean_interval(accuracies)
+            interval = "t"
+        else:
+            mean, low, high = float(accuracies[0]), float(first["low"]), float(first["high"])
+            interval = "wilson"
+        reached = group["steps_to_target"].dropna()
+        rows.append({
+            "config": config,
+            "task": first["task"],
+            "scale": first["scale"],
+            "solver": first["solver"],
+            "settings": settings_text(first["spec"], varying),
+            "seeds": int(len(group)),
+            "accuracy": mean,
+            "low": low,
+            "high": high,
+            "interval": interval,
+            "success": float(np.mean(accuracies >= group["target"].to_numpy(dtype=float))),
+            "time_s": float(group["elapsed"].median()),
+            "steps_to_target": float(reached.median()) if len(reached) else math.nan,
+            "parameters": first["parameters"],
+            "run_ids": ",".join(sorted(group["run_id"])),
+        })
+    return pd.DataFrame(rows, columns=BOARD_COLUMNS)
+
+
+def sort_board(board: pd.DataFrame, by: str = "accuracy") -> pd.DataFrame:
+    """Leaderboards rank within a task and scale (accuracies of different tasks do not compare)."""
+    if by not in SORT_KEYS:
+        raise ValueError(f"unknown sort key {by!r}; valid: {', '.join(SORT_KEYS)}")
+    column, ascending = SORT_KEYS[by]
+    if board.empty:
+        return board
+    ordered = board.assign(_scale=board["scale"].map(_scale_order))
+    ordered = ordered.sort_values(
+        ["task", "_scale", column, "config"], ascending=[True, True, ascending, True], na_position="last", kind="stable"
+    )
+    return ordered.drop(columns="_scale").reset_index(drop=True)
+
+
+def _scale_order(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.inf
+
+
+def state_counts(runs: pd.DataFrame) -> dict[str, int]:
+    """How many runs are in each state other than finished (for the 'not counted' note)."""
+    unfinished = runs[runs["state"] != "finished"]
+    return {str(state): int(count) for state, count in unfinished["state"].value_counts().sort_index().items()}
+
+
+_WHOLE_NUMBERS = {"scale", "seeds", "parameters", "steps_to_target"}
+
+
+def board_records(board: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain JSON-able dicts (NaN -> None, numpy scalars -> Python numbers)."""
+    records = []
+    for row in board.to_dict(orient="records"):
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and math.isnan(value):
+                value = None
+            elif isinstance(value, float) and key in _WHOLE_NUMBERS and value.is_integer():
+                value = int(value)
+            clean[key] = value
+        records.append(clean)
+    return records
+
+
+def compare(
+    root: Path,
+    task: str | None = None,
+    solver: str | None = None,
+    scale: int | None = None,
+    sort: str = "accuracy",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The leaderboard for runs under root, filtered and sorted, plus notes: {"runs": runs matched,
+    "unfinished": {state: count}, "unreadable": [run ids]}."""
+    runs, unreadable = load_runs(root)
+    matched = filter_runs(runs, task, solver, scale)
+    board = sort_board(aggregate(matched), sort)
+    return board, {"runs": int(len(matched)), "unfinished": state_counts(matched), "unreadable": unreadable}

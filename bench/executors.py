@@ -1,0 +1,281 @@
+"""Where a sweep's cells run: in this process, in a local process pool, or as Ray tasks.
+
+Every executor runs the same function on a cell, `execute_cell`: an ordinary `start_run` into the
+shared results store, with torch limited to its share of the cores. Executors report through one
+callback, `on_event(kind, run_id, data)`, called in the calling process only (workers never draw
+progress bars; they send their progress back):
+
+    ("start", run_id, {})                    a cell began training (or resuming)
+    ("step", run_id, {"step", "accuracy"})   progress, a few times a second at most
+    ("done", run_id, result)                 result: {"outcome", "status", "error", "wall"}
+
+Outcomes: trained, skipped (already finished), interrupted, failed, not started.
+
+Stopping: `stop()` is polled; once it returns True no new cell starts, and running cells checkpoint
+at their next step boundary and end as "interrupted" (resumable). Local pool workers run in their
+own process group, so a terminal's Ctrl-C reaches only the parent, which tells them through an
+event; Ray tasks are cancelled with `ray.cancel`, which interrupts them the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+EventHandler = Callable[[str, str, dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+
+PROGRESS_INTERVAL = 0.25  # seconds between progress messages from one worker
+EXECUTORS = ("local", "ray")
+
+
+def execute_cell(
+    spec_json: dict[str, Any],
+    root: str,
+    threads: int | None,
+    report: Callable[[str, str, dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """Run one cell to the end (or to an interrupt). Never raises: failures come back as a result."""
+    import torch
+
+    from bench.errors import USER_ERRORS
+    from bench.spec import RunSpec
+    from bench.train import RunInterrupted, start_run
+
+    began = time.perf_counter()
+    spec = RunSpec.from_json(spec_json)
+    run_id = spec.run_id
+    if threads:
+        torch.set_num_threads(threads)
+    last = {"time": 0.0, "signalled": False}
+
+    def on_progress(step: int, metrics: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        if should_stop is not None and not last["signalled"] and should_stop():
+            # Interrupt ourselves: start_run's handler checkpoints at the step boundary and stops.
+            last["signalled"] = True
+            os.kill(os.getpid(), signal.SIGINT)
+        if report is not None and now - last["time"] >= PROGRESS_INTERVAL:
+            last["time"] = now
+            report("step", run_id, {"step": step, "accuracy": metrics.get("accuracy")})
+
+    if should_stop is not None and should_stop():
+        return {"outcome": "not started", "status": {}, "error": None, "wall": 0.0}
+    if report is not None:
+        report("start", run_id, {"pid": os.getpid()})
+    try:
+        _, status, cached = start_run(spec, Path(root), on_progress=on_progress)
+        outcome = "skipped" if cached else "trained"
+        return {"outcome": outcome, "status": status, "error": None, "wall": time.perf_counter() - began}
+    except RunInterrupted as stop:
+        return {"outcome": "interrupted", "status": {"state": "interrupted", "step": stop.step}, "error": None,
+                "wall": time.perf_counter() - began}
+    except KeyboardInterrupt:  # a second interrupt, or Ray's cancel outside the main thread
+        return {"outcome": "interrupted", "status": {"state": "interrupted"}, "error": None, "wall": time.perf_counter() - began}
+    except USER_ERRORS as exc:
+        return {"outcome": "failed", "status": {}, "error": str(exc).splitlines()[0], "wall": time.perf_counter() - began}
+    except Exception as exc:  # one cell's crash must not take the sweep down; its traceback comes back
+        return {"outcome": "failed", "status": {}, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(), "wall": time.perf_counter() - began}
+
+
+# ---- in this process (--jobs 1) -------------------------------------------------------------------
+
+
+def run_in_process(cells: list[dict[str, Any]], root: Path, threads: int | None, on_event: EventHandler, stop: StopCheck) -> None:
+    """One cell after another in this process: no start-up cost, and Ctrl-C goes straight to the run."""
+    import torch
+
+    previous = torch.get_num_threads()
+    interrupted = False
+    try:
+        for spec_json in cells:
+            run_id = _run_id(spec_json)
+            if interrupted or stop():
+                on_event("done", run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
+                continue
+            result = execute_cell(spec_json, str(root), threads, on_event)
+            # Ctrl-C during a run is caught by the run itself (it checkpoints): stop the sweep too.
+            interrupted = result["outcome"] == "interrupted"
+            on_event("done", run_id, result)
+    finally:
+        torch.set_num_threads(previous)  # the caller (a test, a notebook) keeps its own setting
+
+
+# ---- a local process pool (--jobs N) --------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(queue: Any, stop_event: Any, threads: int) -> None:
+    # Own process group: the terminal's Ctrl-C goes to the parent only, which stops us via the event
+    # (a second SIGINT from the terminal would abort a run before it checkpoints).
+    try:
+        os.setpgrp()
+    except (AttributeError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    _worker.update(queue=queue, stop=stop_event, threads=threads)
+
+
+def _pool_cell(spec_json: dict[str, Any], root: str) -> dict[str, Any]:
+    queue, stop_event = _worker["queue"], _worker["stop"]
+
+    def report(kind: str, run_id: str, data: dict[str, Any]) -> None:
+        queue.put((kind, run_id, data))
+
+    return execute_cell(spec_json, root, _worker["threads"], report, stop_event.is_set)
+
+
+def run_pool(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on_event: EventHandler, stop: StopCheck) -> None:
+    """Cells on `jobs` spawned worker processes (spawn: safe with torch and with threads)."""
+    import multiprocessing as mp
+    import queue as queue_module
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = mp.get_context("spawn")
+    events = context.Queue()
+    stop_event = context.Event()
+
+    def drain() -> None:
+        while True:
+            try:
+                kind, run_id, data = events.get_nowait()
+            except queue_module.Empty:
+                return
+            on_event(kind, run_id, data)
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(events, stop_event, threads)) as pool:
+        futures = {pool.submit(_pool_cell, spec_json, str(root)): _run_id(spec_json) for spec_json in cells}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                if stop() and not stop_event.is_set():
+                    stop_event.set()
+                    for future in pending:
+                        future.cancel()  # not yet handed to a worker
+                drain()
+                for future in done:
+                    run_id = futures[future]
+                    if future.cancelled():
+                        result = {"outcome": "not started", "status": {}, "error": None, "wall": 0.0}
+                    elif future.exception() is not None:  # a worker died (killed, out of memory)
+                        exc = future.exception()
+                        result = {"outcome": "failed", "status": {}, "error": f"worker died: {type(exc).__name__}: {exc}", "wall": 0.0}
+                    else:
+                        result = future.result()
+                    on_event("done", run_id, result)
+        finally:
+            stop_event.set()  # whatever happened here, no worker starts another cell
+            drain()
+
+
+# ---- Ray (--executor ray) -------------------------------------------------------------------------
+
+
+def _ray_cell(spec_json: dict[str, Any], root: str, threads: int, queue: Any) -> dict[str, Any]:
+    def report(kind: str, run_id: str, data: dict[str, Any]) -> None:
+        try:
+            queue.put_nowait((kind, run_id, data))
+        except Exception:  # progress is best-effort; the result still comes back
+            pass
+
+    return execute_cell(spec_json, root, threads, report)
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def connect_ray(address: str | None) -> int:
+    """Join the Ray cluster at `address` (or $RAY_ADDRESS, or start a local one); returns its CPUs."""
+    from bench.errors import UserError
+
+    if not ray_available():
+        raise UserError("--executor ray needs Ray: pip install 'thinkbench[ray]' (or pip install 'ray>=2.9')")
+    import ray
+
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise UserError(f"--executor ray: cannot reach a Ray cluster at {address or 'the default address'} ({str(exc).splitlines()[0]})") from None
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def run_ray(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on_event: EventHandler, stop: StopCheck) -> None:
+    """Cells as Ray tasks, at most `jobs` at a time, each asking Ray for `threads` CPUs (one GPU for
+    CUDA cells). Ray places them; the results store must be a folder every node can write to."""
+    import ray
+    from ray.util.queue import Empty, Queue
+
+    events = Queue(actor_options={"num_cpus": 0})
+    remote = ray.remote(_ray_cell)
+    waiting = list(cells)
+    running: dict[Any, str] = {}
+    stopping = False
+
+    def drain() -> None:
+        while True:
+            try:
+                batch = events.get_nowait_batch(events.qsize())
+            except Empty:
+                return
+            if not batch:
+                return
+            for kind, run_id, data in batch:
+                on_event(kind, run_id, data)
+
+    try:
+        while waiting or running:
+            if stop() and not stopping:
+                stopping = True
+                for ref in running:
+                    ray.cancel(ref)  # raises KeyboardInterrupt in the task: it ends as interrupted
+            while waiting and len(running) < jobs and not stopping:
+                spec_json = waiting.pop(0)
+                options: dict[str, Any] = {"num_cpus": threads}
+                if spec_json.get("device") == "cuda":
+                    options["num_gpus"] = 1
+                running[remote.options(**options).remote(spec_json, str(root), threads, events)] = _run_id(spec_json)
+            if stopping:
+                for spec_json in waiting:
+                    on_event("done", _run_id(spec_json), {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
+                waiting.clear()
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.2) if running else ([], [])
+            drain()
+            for ref in done:
+                run_id = running.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.TaskCancelledError:
+                    result = {"outcome": "interrupted", "status": {}, "error": None, "wall": 0.0}
+                except ray.exceptions.RayError as exc:
+                    result = {"outcome": "failed", "status": {}, "error": f"ray: {str(exc).splitlines()[0]}", "wall": 0.0}
+                on_event("done", run_id, result)
+    finally:
+        drain()
+        events.shutdown()
+
+
+def _run_id(spec_json: dict[str, Any]) -> str:
+    from bench.spec import RunSpec
+
+    return RunSpec.from_json(spec_json).run_id
