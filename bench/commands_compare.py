@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich import box
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from bench.cli import app
 from bench.compare import FORMATS, SORT_KEYS, board_records, compare
 from bench.errors import UserError, user_errors_exit
+from bench.store import readable_root
 
 # (header, column) for markdown; the rich table folds settings under the solver and leaves out config.
 _SHOWN: list[tuple[str, str]] = [
@@ -44,14 +43,6 @@ def canonical_solver(name: str) -> str:
         return name
 
 
-def readable_root(path: str | None) -> Path:
-    """The results folder to read; never created (compare only reads). A file in its place is an error."""
-    root = Path(path if path is not None else os.environ.get("THINKBENCH_RESULTS", "results")).expanduser()
-    if root.exists() and not root.is_dir():
-        raise UserError(f"results folder {root} is a file, not a folder")
-    return root
-
-
 def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
     """Leaderboard rows as text cells for table and markdown output."""
 
@@ -68,7 +59,8 @@ def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
             "settings": record["settings"] or "",
             "seeds": str(record["seeds"]),
             "accuracy": number(record["accuracy"], "{:.3f}"),
-            "ci": f"{record['low']:.3f}-{record['high']:.3f}" + ("*" if record["interval"] == "wilson" else ""),
+            "ci": "-" if record["low"] is None or record["high"] is None
+            else f"{record['low']:.3f}-{record['high']:.3f}" + ("*" if record["interval"] == "wilson" else ""),
             "success": f"{successes}/{record['seeds']}",
             "time_s": number(record["time_s"], "{:.1f}"),
             "steps_to_target": number(record["steps_to_target"], "{:g}"),

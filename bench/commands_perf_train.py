@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bench.cli import perf_app
 from bench.errors import UserError, user_errors_exit
-from bench.perf_train import REFERENCES, PerfTrainConfig
+from bench.perf_config import REFERENCES, PerfTrainConfig
 
 _DEFAULTS = PerfTrainConfig()
 
@@ -57,8 +57,8 @@ def perf_train_command(
         print(json.dumps(result))
     else:
         table = Table(
-            title=f"training step: {task} max={max_value}, {layers} layers, d_model {d_model}, {heads} heads, "
-            f"batch {batch} x {result['tokens_per_step'] // batch} tokens, {cfg.device}, {result['threads']} threads"
+            title=f"train step: {task} max={max_value}, {layers}L d{d_model} {heads}h, "
+            f"batch {batch} x {result['tokens_per_step'] // batch} tokens, {cfg.device} {result['threads']} threads"
         )
         for column in ("side", "tokens/s", "parameters"):
             table.add_column(column, justify="right" if column != "side" else "left")

@@ -14,7 +14,7 @@ from rich.table import Table
 from bench.cli import app
 from bench.errors import UserError, user_errors_exit
 from bench.spec import TrainConfig
-from bench.store import find_run, results_root
+from bench.store import RunDir, find_run, load_checkpoint, readable_root, results_root
 from tasks.registry import parse_assignments
 
 console = Console()
@@ -42,6 +42,16 @@ def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> 
     for key, value in parse_assignments(generic).items():
         options[key.replace("-", "_")] = value
     return options
+
+
+def check_stored_files(stored: RunDir, force: bool) -> None:
+    """Read what `start_run` will read of an existing run folder, so that a corrupt spec, status or
+    checkpoint is a one-line error before any other output (start_run checks again, for other callers)."""
+    if not stored.exists():
+        return
+    stored.read("spec.json")
+    if not force and stored.status().get("state") != "finished" and stored.file("checkpoint.pt").exists():
+        load_checkpoint(stored.file("checkpoint.pt"))
 
 
 def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
@@ -119,6 +129,7 @@ def run(
         ModelConfig(d_model=d_model, layers=layers, heads=heads),
         OptimConfig(lr=lr, weight_decay=weight_decay), train, device, init_id,
     )
+    check_stored_files(RunDir(root, spec.run_id), force)
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
     progress, bar = train_progress(steps, quiet)
     last = {"time": None, "step": 0}
@@ -212,7 +223,7 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 @user_errors_exit
 def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), results: Optional[str] = ResultsOption) -> None:
     """Print a stored run: spec, training curve summary, evaluation by size and depth."""
-    show_run(run_id, results_root(results))
+    show_run(run_id, readable_root(results))
 
 
 @app.command()

@@ -128,17 +128,21 @@ def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_add
             label: str) -> dict[str, dict[str, Any]]:
     """Run the cells with one overall progress display; returns run id -> result."""
     from bench.executors import connect_ray, run_in_process, run_pool, run_ray
+    from bench.store import RunDir
     from bench.sweep import available_cores, default_jobs, finished, threads_per_job
     from bench.train import deferred_interrupts
 
     cells = expansion.cells
     outcomes: dict[str, dict[str, Any]] = {}
     todo = []
+    started_before: set[str] = set()  # cells an earlier, stopped sweep left half-trained
     for cell in cells:
         if finished(root, cell):
             outcomes[cell.run_id] = {"outcome": "skipped", "status": {}, "error": None, "wall": 0.0}
         else:
             todo.append(cell)
+            if RunDir(root, cell.run_id).file("checkpoint.pt").exists():
+                started_before.add(cell.run_id)
     if executor == "ray":
         cores = connect_ray(ray_address)
         jobs = jobs or cores
@@ -165,6 +169,8 @@ def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_add
 
     def on_event(kind: str, run_id: str, data: dict[str, Any]) -> None:
         if kind == "done":
+            if data["outcome"] == "trained" and run_id in started_before:
+                data = {**data, "outcome": "resumed"}
             outcomes[run_id] = data
             if data.get("traceback"):
                 err_console.print(f"[red]cell {run_id} failed[/]:\n{data['traceback']}")
@@ -180,7 +186,7 @@ def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_add
         elif kind == "done":
             if run_id in rows:
                 progress.remove_task(rows.pop(run_id))
-            done = sum(1 for r in outcomes.values())
+            done = sum(1 for r in outcomes.values() if r["outcome"] not in ("interrupted", "not started"))
             failed = sum(1 for r in outcomes.values() if r["outcome"] == "failed")
             progress.update(overall, completed=done, info=f"{failed} failed" if failed else "")
 

@@ -6,7 +6,8 @@ the seed are never merged. Across the seeds of a configuration:
 
     seeds             finished runs (seeds) counted
     accuracy          mean final held-out accuracy
-    low, high         its 95% interval: Student's t across seeds; with a single seed, that run's
+    low, high         its 95% interval: Student's t across seeds (bench.frontier.mean_interval, shared
+                      with `bench plot` and `bench sweep`); with a single seed, that run's
                       Wilson interval over its held-out problems (column `interval` says which)
     success           share of seeds whose final accuracy reached the spec's target
     time_s            median training time (seconds, evaluation excluded) over seeds
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.frontier import mean_interval  # one definition of the seed interval for compare, plot and sweep
 from bench.store import RUNS_DIR
 
 SORT_KEYS: dict[str, tuple[str, bool]] = {
@@ -48,34 +50,6 @@ BOARD_COLUMNS = [
     "config", "task", "scale", "solver", "settings", "seeds", "accuracy", "low", "high", "interval", "success",
     "time_s", "steps_to_target", "parameters", "run_ids",
 ]
-
-# t quantiles t_{0.975, df} for df = 1..30 (beyond: the normal quantile plus a small correction).
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
-
-
-def t_quantile_975(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95%)."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    # Cornish-Fisher expansion; better than 1e-3 for df > 30.
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def mean_interval(values: np.ndarray) -> tuple[float, float, float]:
-    """(mean, low, high): a 95% t-interval for the mean of >= 2 values, clipped to [0, 1]."""
-    n = len(values)
-    if n < 2:
-        raise ValueError("a t-interval needs at least two values")
-    mean = float(np.mean(values))
-    half = t_quantile_975(n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
-    return mean, max(0.0, mean - half), min(1.0, mean + half)
 
 
 def config_key(spec: dict[str, Any]) -> str:
@@ -124,9 +98,11 @@ def load_runs(root: Path) -> tuple[pd.DataFrame, list[str]]:
             train = spec["train"]
             task, params = spec["task"], spec["task_params"]
             n = None
-            evaluation_path = folder / "evaluation.json"
-            if status.get("state") == "finished" and evaluation_path.is_file():
-                n = _read_json(evaluation_path)["final"]["overall"]["n"]
+            if status.get("state") == "finished":
+                float(status["accuracy"]), float(status["low"]), float(status["high"])  # a finished run has a result
+                evaluation_path = folder / "evaluation.json"
+                if evaluation_path.is_file():
+                    n = _read_json(evaluation_path)["final"]["overall"]["n"]
             rows.append({
                 "run_id": folder.name,
                 "config": config_key(spec),
@@ -201,7 +177,7 @@ _OWN_COLUMNS = {"task", "solver", "train.seed", "version"}
 
 def varying_settings(specs: list[dict[str, Any]]) -> set[str]:
     """Flattened spec fields whose value differs between some of these specs (the seed aside), so
-    the leaderboard names exactly what tells two rows of a table apart."""
+    the leaderboard names exactly what tells two rows apart."""
     flats = [flatten_spec(spec) for spec in specs]
     keys = set().union(*flats) if flats else set()
     varying = set()
@@ -217,13 +193,18 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     finished = runs[runs["state"] == "finished"]
     if finished.empty:
         return pd.DataFrame(columns=BOARD_COLUMNS)
-    varying = varying_settings(list(finished.drop_duplicates("config")["spec"]))
+    # What tells rows apart is judged among the configurations of one task and solver: an option only
+    # a thinker has does not need naming next to gpt.
+    configs = finished.drop_duplicates("config")
+    varying = {
+        key: varying_settings(list(group["spec"])) for key, group in configs.groupby(["task", "solver"], sort=False)
+    }
     rows = []
     for config, group in finished.groupby("config", sort=False):
         first = group.iloc[0]
         accuracies = group["accuracy"].to_numpy(dtype=float)
         if len(group) >= 2:
-            mean, low, high = mean_interval(accuracies)
+            mean, low, high = mean_interval(accuracies.tolist())
             interval = "t"
         else:
             mean, low, high = float(accuracies[0]), float(first["low"]), float(first["high"])
@@ -234,7 +215,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             "task": first["task"],
             "scale": first["scale"],
             "solver": first["solver"],
-            "settings": settings_text(first["spec"], varying),
+            "settings": settings_text(first["spec"], varying[(first["task"], first["solver"])]),
             "seeds": int(len(group)),
             "accuracy": mean,
             "low": low,

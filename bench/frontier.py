@@ -6,8 +6,13 @@ Functions here take a pandas DataFrame with one row per run and (at least) the c
     accuracy  final held-out accuracy in [0, 1]     target    the run's accuracy target
 
 plus whatever columns group the runs (`task`, `solver`, `d_model`, ...). `run_table` builds such a
-table from the results store; `bench compare`, `bench plot` and `bench sweep` all read runs through
-these definitions, so the three agree.
+table from the results store, with every setting as a column. A table with the runs' specs instead
+(like bench/compare.py's) groups them into curves with `curve_key`:
+
+    runs["curve"] = runs["spec"].map(curve_key)
+    frontier_table(runs, by=["task", "solver", "curve"])
+
+`bench compare`, `bench plot` and `bench sweep` all use these definitions, so the three agree.
 
 Definitions:
 - a run *succeeds* when its final held-out accuracy reaches its target (the spec's `--target`);
@@ -39,10 +44,39 @@ RESULT_COLUMNS = (
 # Configuration columns that never name a line of a plot or a row of a summary on their own.
 NOT_A_CONFIG = {"seed", "scale", "device", "eval_size", "monitor_size", "eval_every", "eval_thoughts"}
 
-# Two-sided 95% Student t quantiles by degrees of freedom (1..30); 1.96 beyond.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]
+# t quantiles t_{0.975, df} for df = 1..30 (two-sided 95%); beyond, a Cornish-Fisher expansion.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)
+
+
+def t_quantile_975(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964  # better than 1e-3 for df > 30
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def curve_key(spec: dict[str, Any]) -> str:
+    """Short hash of a run's spec without its seed and its task's scale: runs with the same key are
+    points (and seeds) of one accuracy-versus-scale curve, the unit a frontier is computed for."""
+    import hashlib
+    import json
+
+    from tasks.registry import task_class
+
+    reduced = json.loads(json.dumps(spec))
+    reduced.get("train", {}).pop("seed", None)
+    try:
+        reduced.get("task_params", {}).pop(task_class(reduced["task"]).scale_param, None)
+    except ValueError:
+        reduced.get("task_params", {}).pop("max", None)
+    return hashlib.sha256(json.dumps(reduced, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
 def run_record(run_dir: RunDir) -> dict[str, Any] | None:
@@ -131,8 +165,7 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
     mean = float(data.mean())
     if data.size == 1:
         return mean, mean, mean
-    t = _T95[data.size - 2] if data.size - 1 <= len(_T95) else 1.96
-    half = t * float(data.std(ddof=1)) / math.sqrt(data.size)
+    half = t_quantile_975(data.size - 1) * float(data.std(ddof=1)) / math.sqrt(data.size)
     return mean, max(0.0, mean - half), min(1.0, mean + half)
 
 

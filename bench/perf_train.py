@@ -29,36 +29,7 @@ from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, TensorBatc
 from tasks.base import stream_rng
 from tasks.registry import make_task
 
-Reference = Literal["encoder", "blocks"]
-REFERENCES = ("encoder", "blocks")
-
-
-@dataclass(frozen=True)
-class PerfTrainConfig:
-    task: str = "add"
-    """Task whose batches both sides train on."""
-    max_value: int = 1000
-    """The task's scale (add: the modulus, so the vocabulary is ~max_value tokens)."""
-    d_model: int = 128
-    """Width of both models."""
-    layers: int = 2
-    """Blocks of both models."""
-    heads: int = 4
-    """Attention heads of both models."""
-    batch: int = 256
-    """Problems per step."""
-    steps: int = 20
-    """Timed steps per side per round."""
-    rounds: int = 5
-    """Interleaved rounds (the reported figures are medians over rounds)."""
-    warmup: int = 3
-    """Untimed steps per side before the first round."""
-    device: str = "cpu"
-    """cpu or cuda (bf16 autocast on CUDA for both sides, as in `bench run`)."""
-    reference: Reference = "encoder"
-    """Which plain-PyTorch model to compare with (see the module docstring)."""
-    seed: int = 0
-
+from bench.perf_config import REFERENCES, PerfTrainConfig, Reference  # noqa: F401  (re-exported)
 
 # ---- the references ---------------------------------------------------------------------------------
 class EncoderReference(nn.Module):

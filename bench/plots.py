@@ -180,6 +180,7 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
         drawn: set[str] = set()
         for column, scale in enumerate(scales):
             top, bottom = axes[0][column], axes[1][column]
+            panel_losses: list[float] = []
             for _, run in labelled[labelled["scale"] == scale].iterrows():
                 curve = RunDir(root, run["run_id"]).read("curve.json", []) or []
                 if not curve:
@@ -189,16 +190,18 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
                 drawn.add(run["line"])
                 top.plot(steps, [point.get("accuracy", math.nan) for point in curve], color=colors[run["line"]], alpha=0.75, lw=1.2, label=label)
                 losses = [point.get("loss", math.nan) for point in curve]
-                if any(isinstance(v, (int, float)) and v > 0 for v in losses):
-                    bottom.plot(steps, losses, color=colors[run["line"]], alpha=0.75, lw=1.2)
-                    bottom.set_yscale("log")
+                panel_losses.extend(v for v in losses if isinstance(v, (int, float)) and not math.isnan(v))
+                bottom.plot(steps, losses, color=colors[run["line"]], alpha=0.75, lw=1.2)
+            # Log scale only when every loss is positive (RL losses of thinkers can go below zero).
+            if panel_losses and min(panel_losses) > 0:
+                bottom.set_yscale("log")
             top.set_title(f"scale {int(scale)}", fontsize=9)
             top.set_ylim(-0.03, 1.03)
             top.grid(alpha=0.3)
             bottom.grid(alpha=0.3)
             bottom.set_xlabel("step")
         axes[0][0].set_ylabel("held-out accuracy (monitor)")
-        axes[1][0].set_ylabel("training loss")
+        axes[1][0].set_ylabel("training loss (solver's own)")
         if drawn:
             fig.legend(fontsize=7, loc="upper center", ncol=min(3, len(drawn)), bbox_to_anchor=(0.5, 0.0))
         fig.suptitle(f"{task}: training curves (one line per seed)", fontsize=9)

@@ -97,6 +97,15 @@ def results_root(path: str | os.PathLike[str] | None) -> Path:
     return root
 
 
+def readable_root(path: str | os.PathLike[str] | None) -> Path:
+    """The results folder for commands that only read (show, compare): never created or probed, so
+    a read-only or not yet existing folder is fine. A file in its place is a one-line UserError."""
+    root = Path(path if path is not None else os.environ.get("THINKBENCH_RESULTS", "results")).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UserError(f"results folder {root} is a file, not a folder")
+    return root
+
+
 class RunDir:
     """One run's folder."""
 
@@ -113,8 +122,7 @@ class RunDir:
         return self.file("spec.json").exists()
 
     def status(self) -> dict[str, Any]:
-        path = self.file("status.json")
-        return read_json(path) if path.exists() else {"state": "new"}
+        return self.read("status.json", {"state": "new"})  # corrupt JSON: a one-line UserError
 
     def write(self, name: str, value: Any) -> None:
         atomic_write_json(self.file(name), value)

@@ -21,7 +21,6 @@ import itertools
 import json
 import os
 import re
-import sys
 import time
 import typing
 from dataclasses import dataclass
@@ -115,7 +114,8 @@ def coerce_run_option(name: str, value: Any, kind: Any) -> Any:
         return coerce_value(value, kind, name)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind in (int, float, str, bool) and not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    wrong_type = kind in (int, float, str, bool) and not isinstance(value, kind)
+    if wrong_type or (kind is int and isinstance(value, bool)):  # TOML `steps = true` is not 1
         raise UserError(f"{name}={value!r} is not a valid {kind.__name__}")
     return value
 
@@ -231,10 +231,6 @@ def _solver_fields(solver: str) -> set[str]:
 
     cls, _, flags = resolve_solver(solver)
     return {name for name in option_fields(cls) if name not in flags}
-
-
-def _thinks(solver: str) -> bool:
-    return "thoughts" in _solver_fields(solver)
 
 
 def check_names(grid: Grid) -> None:
@@ -427,7 +423,3 @@ def threads_per_job(jobs: int, cores: int | None = None) -> int:
     # An explicit OMP_NUM_THREADS is the user saying how many threads they can spare (a shared machine).
     limit = os.environ.get("OMP_NUM_THREADS", "")
     return min(share, int(limit)) if limit.isdigit() and int(limit) > 0 else share
-
-
-def print_note(message: str) -> None:
-    print(message, file=sys.stderr)

@@ -12,8 +12,8 @@ training, greedy with the cache at evaluation).
 
 Options beyond the plain loop:
 - `blind` (or the name `continuous_blind`): <eot> and answer positions may not attend to the
-  question's positions (see thought_layout.blind_mask for what a single-model mask does and does
-  not hide).
+  question's or <bot>'s positions, only to the thoughts (see thought_layout.blind_mask for what a
+  single-model mask does and does not hide: the thoughts' deeper layers still read the question).
 - `curriculum S`: Coconut's stages. Stage 0 trains on [question] <bot> <eot> [reference trace as
   tokens] [answer]; stage s replaces the first s/S of the trace with s*K/S continuous thoughts;
   stage S is the plain layout above. `stage_steps` training steps per stage, `reset_optimizer`
@@ -32,7 +32,7 @@ states that grow without bound are a known failure), in the training metrics and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -59,10 +59,14 @@ class ContinuousOptions:
     think_layer: int = -1
     """Layer whose output is fed back: 0 = input embeddings, i = after block i; -1 = the last block
     (before the final LayerNorm), -2 the one before, ..."""
+    normalize: Literal["none", "final", "embedding"] = "none"
+    """Rescale the fed-back state: none; final = the model's final LayerNorm when think_layer is the
+    last block (the model's last hidden state, what Coconut feeds back; a learned LayerNorm at other
+    layers); embedding = LayerNorm without gain, scaled to the mean token-embedding norm."""
     projection: bool = False
     """Pass the fed-back state through a learned linear map (initialised to the identity)."""
     blind: bool = False
-    """<eot> and answer positions may not attend to the question (also the name continuous_blind)."""
+    """<eot> and answer positions may not attend to the question or <bot> (also the name continuous_blind)."""
     curriculum: int = 0
     """Coconut stages S (0 = off): stage s replaces the first s/S of the reference trace with s*K/S thoughts."""
     stage_steps: int = 300
@@ -160,6 +164,8 @@ class ContinuousSolver(Solver):
             with torch.no_grad():  # identity at first: the projection learns a correction
                 self.project.weight.copy_(torch.eye(model.d_model))
                 self.project.bias.zero_()
+        # normalize at the last block reuses the model's own final LayerNorm (no new parameters).
+        self.thought_ln = nn.LayerNorm(model.d_model) if options.normalize == "final" and self.layer != model.layers else None
         self.stop = nn.Linear(model.d_model, 1) if options.stop_head else None
         # Training steps taken, saved with the model so a resumed curriculum resumes its stage.
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
@@ -168,6 +174,11 @@ class ContinuousSolver(Solver):
     # ---- the thought loop ---------------------------------------------------------------------------
     def feed(self, state: torch.Tensor) -> torch.Tensor:
         """The input vector for the next position from a hidden state (B, C) -> (B, C)."""
+        if self.options.normalize == "final":
+            state = self.net.ln_f(state) if self.thought_ln is None else self.thought_ln(state)
+        elif self.options.normalize == "embedding":
+            scale = self.net.tok_emb.weight[1 : self.shape.vocab_size].detach().norm(dim=-1).mean()
+            state = F.layer_norm(state, state.shape[-1:]) * (scale / state.shape[-1] ** 0.5)
         return state if self.project is None else self.project(state)
 
     def _token(self, token_id: int, batch: int, device: torch.device) -> torch.Tensor:
@@ -187,7 +198,7 @@ class ContinuousSolver(Solver):
     def _mask(self, t_new: int, t_total: int, first_blind: int, device: torch.device) -> torch.Tensor | None:
         if not self.options.blind:
             return None
-        return blind_mask(t_new, t_total, self.shape.question_len, first_blind, device)
+        return blind_mask(t_new, t_total, self.shape.question_len + 1, first_blind, device)  # question and <bot>
 
     def tail_logits(
         self, questions: torch.Tensor, k: int, targets: torch.Tensor, cached: bool = True

@@ -53,8 +53,10 @@ class GPTSolver(Solver):
     def loss(self, batch: TensorBatch) -> tuple[torch.Tensor, dict[str, float]]:
         q_len = batch.questions.shape[1]
         sequence = torch.cat([batch.questions, batch.answers], dim=1)  # (B, Lq + La)
-        logits, _, _ = self.net(sequence[:, :-1])
-        answer_logits = logits[:, q_len - 1 :]  # positions whose next token is an answer token
+        # Unembed only the positions whose next token is an answer token: the head over the whole
+        # sequence is wasted work (measured ~10% of a step at add's shapes).
+        _, _, hidden = self.net(sequence[:, :-1], hidden_layer=self.net.cfg.layers, compute_logits=False)
+        answer_logits = self.net.head(self.net.ln_f(hidden[:, q_len - 1 :]))
         loss, exact = answer_loss(answer_logits, batch.answers)
         return loss, {"train_acc": float(exact.mean())}
 

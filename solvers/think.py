@@ -117,7 +117,7 @@ class ThinkOptions:
     tau: float = 1.0
     """Gumbel-softmax temperature (estimator gumbel)."""
     think_lr: float = 0.0
-    """Learning rate of the thinking policy in split (0 = --lr); non-split scales its RL loss by think_lr/--lr."""
+    """Learning rate of the thinking transformer `net` (0 = --lr); without split `net` also answers."""
 
     def validate(self) -> None:
         if self.thoughts is not None and not 1 <= self.thoughts <= 512:
@@ -167,7 +167,17 @@ class Rollout:
     entropy: torch.Tensor  # (N, K)
     soft: torch.Tensor | None  # (N, K, A) straight-through one-hots (gumbel), else None
     hidden: torch.Tensor | None  # (N, K, C) thinker states that chose each slot (value baseline)
-    cache: KVCache  # the thinker's cache over [question, <bot>, slots 1..K-1]
+    cache: KVCache  # the thinker's cache over [question, <bot>, slots 1..K-1], one row per tree node
+    owner: torch.Tensor  # (N,) the cache row (tree node) of each rollout row
+
+
+def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, inverse) for an (N, L) integer tensor: `keys[rows]` are its distinct rows (each the
+    first row holding it) and `keys[rows][inverse] == keys`."""
+    _, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), keys.shape[0], dtype=torch.long, device=keys.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(keys.shape[0], device=keys.device), reduce="amin")
+    return first, inverse
 
 
 def _ce_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -228,27 +238,20 @@ class ThinkSolver(Solver):
         return self.K
 
     def build_optimizer(self) -> None:
-        """Split thinkers may give the thinking policy its own learning rate (--think-lr)."""
+        """The thinking transformer (and value head) may have its own learning rate (--think-lr)."""
         lr = self.optim_config.lr
         think_lr = self.options.think_lr or lr
         thinker = {id(p) for p in self.net.parameters()} | {id(p) for p in getattr(self, "value_head", nn.Identity()).parameters()}
         groups = []
         for is_thinker in (True, False):
             params = [p for p in self.parameters() if (id(p) in thinker) == is_thinker]
-            group_lr = think_lr if (is_thinker and self.options.split) else lr
+            group_lr = think_lr if is_thinker else lr
             for decay in (True, False):
                 chosen = [p for p in params if (p.dim() >= 2) == decay]
                 if chosen:
                     wd = self.optim_config.weight_decay if decay else 0.0
                     groups.append({"params": chosen, "weight_decay": wd, "lr": group_lr})
         self.optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98))
-
-    @property
-    def rl_scale(self) -> float:
-        """Non-split thinkers share one model, so --think-lr scales the RL loss instead of an lr."""
-        if self.options.split or not self.options.think_lr:
-            return 1.0
-        return self.options.think_lr / self.optim_config.lr
 
     # ---- pieces of a rollout --------------------------------------------------------------------------
     def reference_thoughts(self, traces: torch.Tensor, K: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -267,28 +270,30 @@ class ThinkSolver(Solver):
 
     def rollout(self, questions: torch.Tensor, K: int, G: int, mode: str, epsilon: float = 0.0, want_hidden: bool = False) -> Rollout:
         """Sample (mode 'sample' / 'gumbel') or pick greedily ('greedy') K thoughts for each question,
-        G times, batched, with the KV cache: the question is encoded once and its cache repeated."""
+        G times, batched, with the KV cache.
+
+        Rollouts form a prefix tree: the model runs once per distinct (question, thoughts so far),
+        and each of the N = B*G rows reads its node's logits (`owner`). A confident policy therefore
+        costs about B rows per step whatever G is, and the last thought's G samples cost nothing
+        more. Straight-through (gumbel) rows carry distinct soft inputs and are not shared."""
         net, B = self.net, questions.shape[0]
         N, A = B * G, self.action_hi - self.action_lo
+        layer = net.cfg.layers if want_hidden else None
         bot = torch.full((B, 1), self.bot, dtype=torch.long, device=questions.device)
-        logits, cache, hidden = net(torch.cat([questions, bot], dim=1), hidden_layer=net.cfg.layers if want_hidden else None)
-        last = logits[:, -1]
-        last_hidden = hidden[:, -1] if hidden is not None else None
-        if G > 1:
-            last = last.repeat_interleave(G, dim=0)
-            cache = [(k.repeat_interleave(G, dim=0), v.repeat_interleave(G, dim=0)) for k, v in cache]
-            last_hidden = last_hidden.repeat_interleave(G, dim=0) if last_hidden is not None else None
+        logits, cache, hidden = net(torch.cat([questions, bot], dim=1), hidden_layer=layer)
+        last, last_hidden = logits[:, -1], (hidden[:, -1] if hidden is not None else None)  # per tree node
+        owner = torch.arange(B, device=questions.device).repeat_interleave(G)  # (N,) row -> node
         alive = torch.ones(N, dtype=torch.bool, device=questions.device)
         ids, valid, acted, logps, entropies, softs, hiddens = [], [], [], [], [], [], []
         for j in range(K):
-            step_logits = last[:, self.action_lo : self.action_hi].float()  # (N, A)
-            logp_all = F.log_softmax(step_logits, dim=-1)
-            entropies.append(-(logp_all.exp() * logp_all).sum(dim=-1))
+            node_logp = F.log_softmax(last[:, self.action_lo : self.action_hi].float(), dim=-1)  # (U, A)
+            logp_all = node_logp[owner]  # (N, A)
+            entropies.append(-(node_logp.exp() * node_logp).sum(dim=-1)[owner])
             soft = None
             if mode == "greedy":
-                action = step_logits.argmax(dim=-1)
+                action = logp_all.argmax(dim=-1)
             elif mode == "gumbel":
-                soft, action = rl.gumbel_straight_through(step_logits, self.options.tau)
+                soft, action = rl.gumbel_straight_through(logp_all, self.options.tau)
             else:
                 action = torch.multinomial(logp_all.detach().exp(), 1).squeeze(1)
                 if epsilon > 0:
@@ -307,15 +312,21 @@ class ThinkSolver(Solver):
             if soft is not None:
                 softs.append(soft)
             if last_hidden is not None:
-                hiddens.append(last_hidden)
-            if j < K - 1:
-                if soft is not None:
-                    embed = soft @ net.tok_emb.weight[self.action_lo : self.action_hi]
-                    logits, cache, hidden = net(inputs_embeds=embed[:, None], cache=cache, hidden_layer=net.cfg.layers if want_hidden else None)
-                else:
-                    logits, cache, hidden = net(ids_j[:, None], cache=cache, hidden_layer=net.cfg.layers if want_hidden else None)
-                last = logits[:, -1]
-                last_hidden = hidden[:, -1] if hidden is not None else None
+                hiddens.append(last_hidden[owner])
+            if j == K - 1:
+                break
+            if soft is not None:  # distinct soft inputs: one node per row from here on
+                cache = [(k[owner], v[owner]) for k, v in cache]
+                embed = soft @ net.tok_emb.weight[self.action_lo : self.action_hi]
+                logits, cache, hidden = net(inputs_embeds=embed[:, None], cache=cache, hidden_layer=layer)
+                owner = torch.arange(N, device=questions.device)
+            else:
+                span = self.action_hi - self.eot
+                child, owner = torch.unique(owner * span + (ids_j - self.eot), return_inverse=True)
+                parent, token = child // span, child % span + self.eot
+                cache = [(k[parent], v[parent]) for k, v in cache]
+                logits, cache, hidden = net(token[:, None], cache=cache, hidden_layer=layer)
+            last, last_hidden = logits[:, -1], (hidden[:, -1] if hidden is not None else None)
         empty = torch.zeros(N, 0, device=questions.device)
 
         def stack(rows: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -330,6 +341,7 @@ class ThinkSolver(Solver):
             soft=torch.stack(softs, dim=1) if softs else None,
             hidden=torch.stack(hiddens, dim=1) if hiddens else None,
             cache=cache,
+            owner=owner,
         )
 
     def _inputs(
@@ -365,28 +377,42 @@ class ThinkSolver(Solver):
         """The answering policy on given thoughts, teacher-forced: (answer logits (N, La, V), readout
         logits (N, K, V): the answer predicted after each thought). Blind: the question is not in the
         sequence at all. frozen: the answerer's weights are used without taking gradients (the
-        straight-through gradient then reaches only the thinker)."""
-        net, N = self.answerer, ids.shape[0]
-        bot = torch.full((N, 1), self.bot, dtype=torch.long, device=ids.device)
-        prefix = bot if self.options.blind else torch.cat([questions, bot], dim=1)
-        suffix = torch.cat([torch.full((N, 1), self.eot, dtype=torch.long, device=ids.device), answers[:, :-1]], dim=1)
+        straight-through gradient then reaches only the thinker). Identical rows (G rollouts that
+        agree, or blind rows with the same thoughts and answer) are computed once."""
+        net = self.answerer
+        bot_col = torch.full_like(ids[:, :1], self.bot)
+        prefix = bot_col if self.options.blind else torch.cat([questions, bot_col], dim=1)
+        suffix = torch.cat([torch.full_like(ids[:, :1], self.eot), answers[:, :-1]], dim=1)
+        rows, inverse = None, None
+        if soft is None:
+            rows, inverse = distinct_rows(torch.cat([prefix, ids, answers], dim=1))
+            prefix, ids, valid, suffix = prefix[rows], ids[rows], valid[rows], suffix[rows]
         params = {name: p.detach() for name, p in net.named_parameters()} if frozen else None
         kwargs = self._inputs(net, prefix, ids, soft, suffix, params)
         kwargs["attn_mask"] = self._key_mask(prefix.shape[1], valid, suffix.shape[1])
         logits = functional_call(net, params, (), kwargs)[0] if params is not None else net(**kwargs)[0]
         P, K, La = prefix.shape[1], ids.shape[1], answers.shape[1]
+        if inverse is not None:
+            logits = logits[inverse]
         return logits[:, P + K : P + K + La, : self.V], logits[:, P : P + K, : self.V]
 
     def continued_answer_logits(self, roll: Rollout, questions: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
-        """Non-blind, non-split: the answer read by continuing the rollout's own cache (no re-run)."""
-        net, N, K = self.net, answers.shape[0], roll.ids.shape[1]
-        rest = torch.cat([torch.full((N, 1), self.eot, dtype=torch.long, device=answers.device), answers[:, :-1]], dim=1)
-        no_prefix = roll.ids[:, :0]
-        kwargs = self._inputs(net, no_prefix, roll.ids[:, -1:], None if roll.soft is None else roll.soft[:, -1:], rest)
-        P = questions.shape[1] + 1
-        mask = self._key_mask(P, roll.valid, rest.shape[1], rows=1 + rest.shape[1])
-        logits, _, _ = net(**kwargs, cache=roll.cache, attn_mask=mask)
-        return logits[:, 1:, : self.V]
+        """Non-blind, non-split: the answer read by continuing the rollout's own cache (no re-run),
+        once per distinct (tree node, last thought)."""
+        net, N = self.net, answers.shape[0]
+        rest = torch.cat([torch.full_like(answers[:, :1], self.eot), answers[:, :-1]], dim=1)
+        last, soft, valid = roll.ids[:, -1:], (None if roll.soft is None else roll.soft[:, -1:]), roll.valid
+        if soft is None:
+            rows, inverse = distinct_rows(torch.cat([roll.owner[:, None], last], dim=1))
+            node, last, rest, valid = roll.owner[rows], last[rows], rest[rows], valid[rows]
+        else:
+            node, inverse = roll.owner, None
+        cache = [(k[node], v[node]) for k, v in roll.cache]
+        kwargs = self._inputs(net, last[:, :0], last, soft, rest)
+        mask = self._key_mask(questions.shape[1] + 1, valid, rest.shape[1], rows=1 + rest.shape[1])
+        logits, _, _ = net(**kwargs, cache=cache, attn_mask=mask)
+        logits = logits[:, 1:, : self.V]
+        return logits[inverse] if inverse is not None else logits
 
     # ---- training -----------------------------------------------------------------------------
     def loss(self, batch: TensorBatch) -> tuple[torch.Tensor, dict[str, float]]:
@@ -414,7 +440,7 @@ class ThinkSolver(Solver):
         if o.estimator == "gumbel":
             if o.super:  # the thinker maximises the (frozen) answerer's log-prob through its thoughts
                 logits, _ = self.answer_logits(Qg, roll.ids, roll.valid, Ag, soft=roll.soft, frozen=True)
-                total = total + self.rl_scale * _ce_rows(logits, Ag).mean()
+                total = total + _ce_rows(logits, Ag).mean()
         else:
             given = None
             if o.baseline == "reference":
@@ -428,7 +454,7 @@ class ThinkSolver(Solver):
                 given = values.detach()
             base = rl.baseline(rewards, o.baseline, G_, given)
             adv = rl.advantages(rewards, base, G_, o.normalize, per_group=o.baseline in ("group", "loo"))
-            total = total + self.rl_scale * rl.reinforce_loss(roll.logp, adv, roll.acted)
+            total = total + rl.reinforce_loss(roll.logp, adv, roll.acted)
         entropy = (roll.entropy * roll.acted).sum() / roll.acted.sum().clamp_min(1)
         total = total - o.entropy * entropy
         metrics.update(self._rollout_metrics(roll, rewards, sequence_reward, G_, ref_ids))
@@ -512,7 +538,7 @@ class ThinkSolver(Solver):
         step_logits = logits[:, Q.shape[1] :, self.action_lo : self.action_hi].float()  # (B, K, A)
         logp = F.log_softmax(step_logits, dim=-1).gather(2, (ids - self.action_lo).clamp_min(0)[..., None]).squeeze(-1)
         # A stop choice is action 0 (<eot>); slots the policy never reached carry weight 0.
-        total = total - self.rl_scale * (weights * logp).sum() / acted.sum().clamp_min(1)
+        total = total - (weights * logp).sum() / acted.sum().clamp_min(1)
         if not o.super:  # the answerer learns from the thoughts it is shown: the chosen ones
             logits_a, readouts = self.answer_logits(Q, ids, valid, A)
             total = total + F.cross_entropy(logits_a.reshape(-1, self.V).float(), A.reshape(-1))

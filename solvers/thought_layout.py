@@ -62,18 +62,19 @@ def sample_budget(options: Any, device: torch.device | str) -> int:
 
 
 def blind_mask(
-    t_new: int, t_total: int, question_len: int, first_blind: int, device: torch.device | str
+    t_new: int, t_total: int, hidden_len: int, first_blind: int, device: torch.device | str
 ) -> torch.Tensor:
     """Bool (t_new, t_total) attention mask, True = may attend, for the last t_new positions of a
     t_total-long sequence: causal, and positions at or after `first_blind` (the <eot> and answer
-    positions) may not see the question's positions [0, question_len).
+    positions) may not see positions [0, hidden_len) (the question, and <bot> if there is one:
+    its keys and values at deeper layers are computed from the question).
 
-    In one model this hides the question's own keys and values only: thought positions attend to
-    the question, so their deeper-layer keys and values still carry question information (the
-    same holds for the discrete thinkers' single-model `blind`).
+    In one model this hides those positions' own keys and values only: thought positions attend to
+    the question, so their deeper-layer keys and values still carry question information besides
+    the fed-back vector (the same holds for a discrete thinker's single-model `blind`).
     """
     rows = torch.arange(t_total - t_new, t_total, device=device)[:, None]
     cols = torch.arange(t_total, device=device)[None, :]
     causal = cols <= rows
-    hidden_question = (rows >= first_blind) & (cols < question_len)
-    return causal & ~hidden_question
+    hidden = (rows >= first_blind) & (cols < hidden_len)
+    return causal & ~hidden
