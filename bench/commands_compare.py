@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.cli import app
-from bench.compare import FORMATS, SORT_KEYS, board_records, compare
+from bench.compare import FORMATS, SORT_KEYS, board_records, compare, frontier_board
 from bench.errors import UserError, user_errors_exit
 from bench.store import readable_root
 
@@ -101,6 +101,8 @@ def compare_command(
     max_value: Optional[int] = typer.Option(None, "--max", "-m", help="Only this scale (the task's --max)."),
     sort: str = typer.Option("accuracy", "--sort", help=f"Rank within each task and scale by: {', '.join(SORT_KEYS)}."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(FORMATS)}."),
+    frontier: bool = typer.Option(False, "--frontier", help="Show the frontier table instead of the leaderboard (tables show both)."),
+    min_rate: float = typer.Option(0.5, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale."),
 ) -> None:
     """Leaderboard over stored runs: per task, scale and configuration, across seeds.
 
@@ -110,7 +112,13 @@ def compare_command(
         raise UserError(f"--sort {sort!r} is not valid; valid: {', '.join(SORT_KEYS)}")
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
+    if not 0.0 < min_rate <= 1.0:
+        raise UserError(f"--min-rate {min_rate} must be in (0, 1]")
     root = readable_root(results)
+    canonical = canonical_solver(solver) if solver else None
+    if frontier and fmt != "table":
+        print_frontier_data(frontier_board(root, task, canonical, min_rate), fmt)
+        return
     board, notes = compare(root, task, canonical_solver(solver) if solver else None, max_value, sort)
     err = Console(stderr=True, highlight=False)
     for line in notes_text(notes):
@@ -145,3 +153,41 @@ def compare_command(
         if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
             console = Console(highlight=False, width=max(console.width, 140))
         console.print(table)
+        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate), min_rate))
+
+
+_FRONTIER_COLUMNS = ["task", "solver", "settings", "frontier", "largest_tested", "rates", "auc"]
+
+
+def frontier_cells(row: dict[str, Any]) -> list[str]:
+    reached = row["frontier"]
+    shown = "none" if reached is None or reached != reached else f"{reached:g}"
+    return [row["task"], row["solver"], row["settings"] or "", shown, f"{row['largest_tested']:g}", row["rates"], f"{row['auc']:.3f}"]
+
+
+def frontier_rich_table(table: pd.DataFrame, min_rate: float) -> Table:
+    """The frontier per task, solver and configuration as a rich table."""
+    rich_table = Table(
+        title=f"frontier: largest scale up to which >= {min_rate:.0%} of seeds reach the target at every tested scale",
+        caption="rates: scale:success rate; auc: mean accuracy over log2(scale), normalised to [0, 1]; none: even the smallest scale fails",
+        box=box.SIMPLE_HEAD,
+    )
+    for header in ("task", "solver", "settings", "frontier", "largest tested", "success by scale", "AUC"):
+        rich_table.add_column(header, justify="right" if header in ("frontier", "largest tested", "AUC") else "left")
+    for row in table.to_dict("records"):
+        rich_table.add_row(*(escape(cell) for cell in frontier_cells(row)))
+    return rich_table
+
+
+def print_frontier_data(table: pd.DataFrame, fmt: str) -> None:
+    """The frontier table as json, csv or markdown."""
+    table = table[_FRONTIER_COLUMNS]
+    if fmt == "json":
+        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in table.to_dict("records")]
+        print(json.dumps(records))
+    elif fmt == "csv":
+        print(table.to_csv(index=False), end="")
+    else:
+        lines = ["| task | solver | settings | frontier | largest tested | success by scale | AUC |", "|---|---|---|---:|---:|---|---:|"]
+        lines += ["| " + " | ".join(frontier_cells(row)) + " |" for row in table.to_dict("records")]
+        print("\n".join(lines))

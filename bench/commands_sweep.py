@@ -143,7 +143,7 @@ def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_add
             todo.append(cell)
             if RunDir(root, cell.run_id).file("checkpoint.pt").exists():
                 started_before.add(cell.run_id)
-    if executor == "ray":
+    if executor == "ray" and todo:  # nothing to run: no cluster to join
         cores = connect_ray(ray_address)
         jobs = jobs or cores
     else:

@@ -287,3 +287,29 @@ def compare(
     matched = filter_runs(runs, task, solver, scale)
     board = sort_board(aggregate(matched), sort)
     return board, {"runs": int(len(matched)), "unfinished": state_counts(matched), "unreadable": unreadable}
+
+
+def frontier_board(root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5) -> pd.DataFrame:
+    """Per task, solver and configuration (all settings but seed and scale): the frontier, the
+    largest scale tested, the success rate at each scale and the AUC (definitions: bench/frontier.py)."""
+    from bench.frontier import curve_key, frontier_table
+
+    runs, _ = load_runs(root)
+    finished = filter_runs(runs, task, solver, None)
+    finished = finished[finished["state"] == "finished"].copy()
+    if finished.empty:
+        return pd.DataFrame(columns=["task", "solver", "curve", "frontier", "largest_tested", "scales", "rates", "auc"])
+    finished["curve"] = finished["spec"].map(curve_key)
+    table = frontier_table(finished, by=["task", "solver", "curve"], min_rate=min_rate)
+    # Name each curve by the settings that tell it apart from the other curves of its task and solver
+    # (settings_text leaves the scale out; the seed is never shown).
+    first_spec = finished.groupby("curve")["spec"].first()
+    names: dict[str, str] = {}
+    for (task_name, solver_name), group in table.groupby(["task", "solver"], sort=False):
+        specs = [first_spec[c] for c in group["curve"]]
+        scale_key = f"task_params.{scale_param_of(task_name)}"
+        varying = varying_settings(specs) - {scale_key}
+        for curve, spec in zip(group["curve"], specs):
+            names[curve] = settings_text(spec, varying)
+    table["settings"] = table["curve"].map(names)
+    return table

@@ -55,7 +55,7 @@ from solvers.thought_layout import (
 class ContinuousOptions:
     thoughts: int = 4
     """K: continuous thoughts. 4 is more than add's and multiadd's traces (2-3 digits), costs about
-    1.6x a gpt step of the same length (bench perf continuous), and is in Coconut's range (3-6)."""
+    1.1-1.4x a gpt step of the same length on CPU (bench perf continuous), and is in Coconut's range (3-6)."""
     think_layer: int = -1
     """Layer whose output is fed back: 0 = input embeddings, i = after block i; -1 = the last block
     (before the final LayerNorm), -2 the one before, ..."""
@@ -266,7 +266,7 @@ class ContinuousSolver(Solver):
             targets = torch.cat([remaining, answers], dim=1)
             metrics["stage"] = float(stage)
         else:
-            k = sample_budget(self.options, questions.device)
+            k = sample_budget(self.options)
             targets = answers
         logits, fed = self.tail_logits(questions, k, targets)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
@@ -279,7 +279,7 @@ class ContinuousSolver(Solver):
         """stop_head training: the answer at every exit 0..k, and the stop head told where it is right."""
         assert self.stop is not None
         questions, answers = batch.questions, batch.answers
-        k = sample_budget(self.options, questions.device)
+        k = sample_budget(self.options)
         B, q_len, device = questions.shape[0], questions.shape[1], questions.device
         tail = torch.cat([self._token(self.eot_id, B, device), answers[:, :-1]], dim=1)
         cache, state = self._start(questions)

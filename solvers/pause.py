@@ -67,7 +67,7 @@ class PauseSolver(Solver):
         return torch.cat([questions, pauses], dim=1)
 
     def loss(self, batch: TensorBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        k = sample_budget(self.options, batch.questions.device)
+        k = sample_budget(self.options)
         prefix = self.with_pauses(batch.questions, k)  # (B, Lq + k)
         sequence = torch.cat([prefix, batch.answers], dim=1)
         logits, _, _ = self.net(sequence[:, :-1])

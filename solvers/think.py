@@ -102,8 +102,8 @@ class ThinkOptions:
     """reinforce (log-prob gradient) or gumbel (straight-through Gumbel-softmax through the thoughts)."""
     baseline: Literal["batch", "group", "loo", "reference", "value"] = "group"
     """group: mean of the question's G rollouts (GRPO), which credits useful thoughts, not easy questions."""
-    group: int = 8
-    """Rollouts per question G; with p the success rate, a share p^G + (1-p)^G of groups gives no signal."""
+    group: int = 32
+    """Rollouts per question G: all-equal groups (share p^G + (1-p)^G) give no signal; shared prefixes make G cheap."""
     reward: Literal["auto", "logprob", "correct", "clean"] = "auto"
     """auto = clean with the clean flag, else the answerer's log-prob of the right answer."""
     credit: Literal["position", "sequence"] = "position"
@@ -380,9 +380,9 @@ class ThinkSolver(Solver):
         straight-through gradient then reaches only the thinker). Identical rows (G rollouts that
         agree, or blind rows with the same thoughts and answer) are computed once."""
         net = self.answerer
-        bot_col = torch.full_like(ids[:, :1], self.bot)
+        bot_col = torch.full_like(answers[:, :1], self.bot)
         prefix = bot_col if self.options.blind else torch.cat([questions, bot_col], dim=1)
-        suffix = torch.cat([torch.full_like(ids[:, :1], self.eot), answers[:, :-1]], dim=1)
+        suffix = torch.cat([torch.full_like(answers[:, :1], self.eot), answers[:, :-1]], dim=1)
         rows, inverse = None, None
         if soft is None:
             rows, inverse = distinct_rows(torch.cat([prefix, ids, answers], dim=1))
@@ -546,7 +546,7 @@ class ThinkSolver(Solver):
                 total = total + self._readout_loss(readouts, A, valid)
         entropy = rl.categorical_entropy(step_logits)
         metrics.update(self._rollout_metrics(roll, rewards, sequence, G, ref_ids))
-        metrics["entropy"] = float((entropy * acted).sum() / acted.sum().clamp_min(1))
+        metrics["entropy"] = float(((entropy * acted).sum() / acted.sum().clamp_min(1)).detach())
         metrics["best_reward"] = float(sequence[best].mean())
         return total - o.entropy * (entropy * acted).sum() / acted.sum().clamp_min(1), metrics
 

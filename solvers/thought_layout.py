@@ -53,7 +53,7 @@ def resolve_budget(requested: int | None, options: Any) -> int:
     return k
 
 
-def sample_budget(options: Any, device: torch.device | str) -> int:
+def sample_budget(options: Any) -> int:
     """This step's training budget: K, or uniform in 0..K with `vary_thoughts` (seeded by the
     harness's per-step torch seed, so runs stay reproducible)."""
     if not options.vary_thoughts or options.thoughts == 0:

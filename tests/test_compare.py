@@ -259,3 +259,25 @@ def test_load_runs_reads_state_and_n(three_seeds: Path) -> None:
     assert unreadable == [] and len(runs) == 3
     assert set(runs["state"]) == {"finished"} and set(runs["n"]) == {200.0}
     assert sorted(runs["seed"]) == [0, 1, 2]
+
+
+def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Path) -> None:
+    # gpt: 3/3 seeds succeed at 20, 2/3 at 40, 1/3 at 80 -> frontier 40 (min rate 0.5).
+    # d_model=64 is another curve: all seeds fail at 20 -> no frontier, even though 40 passes.
+    outcomes = {20: [0.95, 0.95, 0.95], 40: [0.95, 0.95, 0.5], 80: [0.95, 0.2, 0.1]}
+    for scale, accuracies in outcomes.items():
+        for seed, accuracy in enumerate(accuracies):
+            fake_run(tmp_path, seed=seed, accuracy=accuracy, scale=scale)
+    for scale, accuracy in ((20, 0.1), (40, 0.95)):
+        fake_run(tmp_path, seed=0, accuracy=accuracy, scale=scale, d_model=64)
+    result = bench("compare", "--results", str(tmp_path), "--frontier", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {row["settings"]: row for row in json.loads(result.stdout)}
+    assert rows["d_model=32"]["frontier"] == 40 and rows["d_model=32"]["largest_tested"] == 80
+    assert rows["d_model=64"]["frontier"] is None
+    assert rows["d_model=32"]["rates"] == "20:1.00 40:0.67 80:0.33"
+    strict = json.loads(bench("compare", "--results", str(tmp_path), "--frontier", "--format", "json", "--min-rate", "1").stdout)
+    assert {row["settings"]: row["frontier"] for row in strict}["d_model=32"] == 20
+    table = bench("compare", "--results", str(tmp_path))
+    assert "frontier" in table.stdout and "20:1.00 40:0.67 80:0.33" in table.stdout
+    assert bench("compare", "--results", str(tmp_path), "--min-rate", "0").exit_code == 2

@@ -174,6 +174,30 @@ def test_curriculum_stages_replace_the_trace_and_reset_the_optimizer() -> None:
     assert again.stage() == 2
 
 
+def test_pause_puts_k_pause_tokens_before_the_answer() -> None:
+    torch.manual_seed(0)
+    solver = make_solver("pause", SHAPE, SMALL, OptimConfig(), {"thoughts": 2})
+    batch = problems()
+    for k in (0, 3):
+        predicted = solver.predict(batch.questions, thoughts=k).answers
+        pauses = torch.full((6, k), SHAPE.vocab_size)
+        logits, _, _ = solver.net(torch.cat([batch.questions, pauses], dim=1))
+        assert torch.equal(predicted[:, 0], logits[:, -1].argmax(-1))
+    assert solver.net.cfg.max_len == SHAPE.question_len + 16 + SHAPE.answer_len
+
+
+@pytest.mark.parametrize("name", ["pause", "continuous"])
+def test_vary_thoughts_trains_at_every_budget_up_to_k(name: str) -> None:
+    torch.manual_seed(0)
+    solver = make_solver(name, SHAPE, SMALL, OptimConfig(), {"thoughts": 3, "vary_thoughts": True})
+    batch = problems()
+    budgets = set()
+    for step in range(30):
+        torch.manual_seed(step)
+        budgets.add(solver.loss(batch)[1]["thoughts"])
+    assert budgets == {0.0, 1.0, 2.0, 3.0}
+
+
 def test_continuous_train_metrics_log_the_fed_back_norm() -> None:
     solver = continuous(thoughts=2)
     metrics = solver.train_step(problems())
@@ -288,3 +312,12 @@ def test_bad_options_refused_with_one_line(tmp_path: Path, args: list[str], frag
     result = bench("run", "--task", "add", "--max", "10", "--steps", "1", "--results", str(tmp_path), "-q", *args)
     assert_one_line_error(result, *fragments)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # refused before any run starts
+
+
+def test_perf_continuous_command_reports_a_ratio() -> None:
+    result = bench("perf", "continuous", "--thoughts", "0,2", "--repeats", "1", "--batch", "8", "--d-model", "32", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["thoughts"] for row in rows] == [0, 2] and all(row["ratio"] > 0 for row in rows)
+    assert rows[1]["positions"] == 2 + 2 + 2  # question, <bot>, 2 thoughts, <eot> (the answer is not an input)
+    assert_one_line_error(bench("perf", "continuous", "--thoughts", "x"), "--thoughts")
