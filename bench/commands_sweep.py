@@ -70,7 +70,7 @@ def sweep(
     eval_thoughts: Optional[str] = typer.Option(None, "--eval-thoughts", help="Also evaluate thinkers at these budgets, e.g. 0,2,4,8."),
     device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells at once (default: one per core; on Ray, the cluster's CPUs)."),
-    executor: str = typer.Option("local", "--executor", help="local (this machine) or ray (a Ray cluster; pip install 'thinkbench[ray]')."),
+    executor: str = typer.Option("local", "--executor", help="local (this machine) or ray (a Ray cluster; pip install 'thinkbench\\[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)."),
     name: Optional[str] = typer.Option(None, help="Sweep name for results/sweeps/NAME.json (default: the file's name, or a hash of the cells)."),
     min_rate: float = typer.Option(0.5, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale."),
