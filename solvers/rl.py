@@ -7,7 +7,9 @@ reference trace); with sequence credit every position carries the sequence's rew
 
     baseline     batch mean | group mean (GRPO) | leave-one-out (RLOO) | given (reference, value)
     advantages   rewards - baseline, optionally divided by the group's (or batch's) std, where a
-                 zero std leaves the advantage unscaled (it is 0 for the group baselines anyway)
+                 zero std leaves the advantage unscaled and any other std counts as >= STD_FLOOR
+    fallback     all-equal groups may take the batch mean as their baseline instead (see
+                 equal_groups_to_batch): confidently wrong questions then still get a gradient
     loss         REINFORCE: -(advantages * logp_thoughts) over the positions the policy acted at
 
 Each is a small function so that it can be tested alone (leave-one-out advantages sum to zero per
@@ -23,6 +25,10 @@ import torch.nn.functional as F
 
 Baseline = Literal["batch", "group", "loo", "reference", "value"]
 STD_EPS = 1e-6
+STD_FLOOR = 0.05
+"""Smallest std advantages are divided by: rewards that differ only by noise (an untrained answerer
+gives every thought ~the prior's probability) must not be blown up into confident updates. Measured:
+without it, think_fixed_blind_super on add mod 100 collapsed to one constant trace within 100 steps."""
 
 
 def by_group(x: torch.Tensor, G: int) -> torch.Tensor:
@@ -50,14 +56,26 @@ def loo_baseline(rewards: torch.Tensor, G: int) -> torch.Tensor:
     return others.reshape(rewards.shape)
 
 
-def baseline(rewards: torch.Tensor, kind: Baseline, G: int, given: torch.Tensor | None = None) -> torch.Tensor:
-    """The baseline for each (rollout, position); `given` supplies reference or value estimates."""
+def equal_groups_to_batch(rewards: torch.Tensor, per_question: torch.Tensor, G: int) -> torch.Tensor:
+    """Where all G rollouts of a question agree (per position), use the batch mean instead of the
+    question's own baseline: a question whose every rollout fails is then pushed away from its
+    thoughts instead of getting no gradient (and one that always succeeds is reinforced a little)."""
+    grouped = by_group(rewards, G)
+    equal = (grouped.max(dim=1, keepdim=True).values - grouped.min(dim=1, keepdim=True).values) <= STD_EPS
+    fallback = by_group(batch_baseline(rewards), G)
+    return torch.where(equal, fallback, by_group(per_question, G)).reshape(rewards.shape)
+
+
+def baseline(
+    rewards: torch.Tensor, kind: Baseline, G: int, given: torch.Tensor | None = None, equal_to_batch: bool = False
+) -> torch.Tensor:
+    """The baseline for each (rollout, position); `given` supplies reference or value estimates.
+    equal_to_batch: group / loo baselines fall back to the batch mean in all-equal groups."""
     if kind == "batch":
         return batch_baseline(rewards)
-    if kind == "group":
-        return group_baseline(rewards, G)
-    if kind == "loo":
-        return loo_baseline(rewards, G)
+    if kind in ("group", "loo"):
+        per_question = group_baseline(rewards, G) if kind == "group" else loo_baseline(rewards, G)
+        return equal_groups_to_batch(rewards, per_question, G) if equal_to_batch else per_question
     if given is None:
         raise ValueError(f"baseline {kind!r} needs its estimates passed in")
     return given.expand_as(rewards)
@@ -67,17 +85,19 @@ def advantages(
     rewards: torch.Tensor, baseline_values: torch.Tensor, G: int, normalize: bool, per_group: bool
 ) -> torch.Tensor:
     """rewards - baseline, divided by the std of the rewards over each question's group (per_group)
-    or over the batch, per position. Zero-std guard: where the std is ~0 the advantage is unscaled."""
+    or over the batch, per position. Guards: where the std is ~0 (all rewards equal) the advantage is
+    left unscaled; elsewhere the std is at least STD_FLOOR."""
     adv = rewards - baseline_values
     if not normalize:
         return adv
     if per_group and G > 1:
-        std = by_group(rewards, G).std(dim=1, keepdim=True)  # (B, 1, K)
-        std = torch.where(std > STD_EPS, std, torch.ones_like(std))
-        return (by_group(adv, G) / std).reshape(adv.shape)
+        return (by_group(adv, G) / _guarded(by_group(rewards, G).std(dim=1, keepdim=True))).reshape(adv.shape)
     std = rewards.std(dim=0, keepdim=True) if rewards.shape[0] > 1 else torch.ones_like(rewards[:1])
-    std = torch.where(std > STD_EPS, std, torch.ones_like(std))
-    return adv / std
+    return adv / _guarded(std)
+
+
+def _guarded(std: torch.Tensor) -> torch.Tensor:
+    return torch.where(std > STD_EPS, std.clamp_min(STD_FLOOR), torch.ones_like(std))
 
 
 def equal_group_share(rewards: torch.Tensor, G: int) -> float:

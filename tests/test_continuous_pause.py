@@ -277,8 +277,8 @@ def test_tiny_real_continuous_run_learns(tmp_path: Path) -> None:
 
 def test_tiny_real_pause_run_learns(tmp_path: Path) -> None:
     status, _ = run(
-        tmp_path, "add", "pause", 20, {"thoughts": 2}, model=ModelConfig(64, 1, 4), optim=OptimConfig(lr=3e-3),
-        steps=600, batch=64, target=0.95, eval_every=50, monitor_size=256, eval_size=400,
+        tmp_path, "add", "pause", 20, {"thoughts": 2}, model=ModelConfig(64, 1, 4), optim=OptimConfig(lr=1e-2),
+        steps=900, batch=128, target=0.95, eval_every=50, monitor_size=256, eval_size=400,
     )
     assert status["accuracy"] >= 0.5, status  # chance is 5%
 
