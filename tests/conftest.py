@@ -6,6 +6,12 @@ trajectory on every machine with the same torch build (at mod 20, a different tr
 difference between a seed that generalises and one that does not).
 """
 
-import torch
+import os
+
+# Also for what the tests start: sweeps cap their workers' threads at OMP_NUM_THREADS, and spawned
+# workers and subprocesses inherit it.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402  (after the environment is set)
 
 torch.set_num_threads(1)
