@@ -67,14 +67,6 @@ from solvers.base import ModelConfig, OptimConfig, Prediction, Solver, SolverErr
 from solvers.core import CoreConfig, KVCache, Transformer, causal_mask
 
 FLAGS = ("fixed", "blind", "split", "super", "clean", "search")
-FLAG_HELP = {
-    "fixed": "exactly K thoughts (else the thinker ends them with <eot>, capped at K)",
-    "blind": "the answer sees the thoughts only, never the question",
-    "split": "separate thinking and answering transformers",
-    "super": "the answerer trains on the task's reference trace as thoughts",
-    "clean": "reward 1 when the thoughts equal the reference trace (needs super)",
-    "search": "best-of-G search over sampled thoughts, the best turned into supervised targets",
-}
 DEFAULT_THOUGHTS = 4
 EXAMPLES = (
     "think",
