@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Task, TaskError
+from tasks.base import PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
 
@@ -55,8 +55,39 @@ def longest_carry_chain(a: np.ndarray, b: np.ndarray, base: int, count: int) -> 
     return longest
 
 
+class ModularSumForm:
+    """The structured form shared by `add` and `multiadd`: {"operands": [...], "modulus": m}, and an
+    answer that is one number token (value v is token v + 1), the operands' sum mod m."""
+
+    name: str
+    params: Any
+
+    def problem_json(self, question: np.ndarray) -> dict[str, Any]:
+        return {"operands": [int(t) - 1 for t in question], "modulus": self.params.max}
+
+    def answer_json(self, answer: np.ndarray) -> Any:
+        token = int(answer[0])
+        return None if token == PAD else token - 1
+
+    def check_problem_json(self, problem: dict[str, Any]) -> None:
+        operands, modulus = problem.get("operands"), problem.get("modulus")
+        if not is_int(modulus) or modulus < 1:
+            raise TaskError(f"{self.name}: 'modulus' must be a positive integer, got {modulus!r}")
+        if not isinstance(operands, list) or not operands or not all(is_int(x) for x in operands):
+            raise TaskError(f"{self.name}: 'operands' must be a non-empty list of integers, got {operands!r}")
+        if not all(0 <= x < modulus for x in operands):
+            raise TaskError(f"{self.name}: 'operands' must lie in [0, {modulus}), got {operands!r}")
+
+    def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
+        return is_int(answer) and answer == sum(problem["operands"]) % problem["modulus"]
+
+    def verify_batch(self, questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
+        expected = (questions.astype(np.int64) - 1).sum(axis=1) % self.params.max + 1
+        return answers[:, 0] == expected
+
+
 @register_task("add")
-class AddTask(Task):
+class AddTask(ModularSumForm, Task):
     Params = AddParams
     scale_param = "max"
     scale_help = "modulus m: a, b in [0, m)"
@@ -104,30 +135,6 @@ class AddTask(Task):
             "depth": longest_carry_chain(a, b, base, digits + 1),
         }
         return Batch(questions, answers, traces, meta)
-
-    # ---- structured form -------------------------------------------------------------------
-    def problem_json(self, question: np.ndarray) -> dict[str, Any]:
-        return {"operands": [int(t) - 1 for t in question], "modulus": self.params.max}
-
-    def answer_json(self, answer: np.ndarray) -> Any:
-        token = int(answer[0])
-        return None if token == PAD else token - 1
-
-    def check_problem_json(self, problem: dict[str, Any]) -> None:
-        operands, modulus = problem.get("operands"), problem.get("modulus")
-        if not isinstance(modulus, int) or modulus < 1:
-            raise TaskError(f"add: 'modulus' must be a positive integer, got {modulus!r}")
-        if not isinstance(operands, list) or not all(isinstance(x, int) for x in operands):
-            raise TaskError(f"add: 'operands' must be a list of integers, got {operands!r}")
-
-    def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
-        if not isinstance(answer, int) or isinstance(answer, bool):
-            return False
-        return answer == sum(problem["operands"]) % problem["modulus"]
-
-    def verify_batch(self, questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
-        expected = (questions[:, 0] - 1 + questions[:, 1] - 1) % self.params.max + 1
-        return answers[:, 0] == expected
 
     def render(self, question: np.ndarray, answer: np.ndarray, trace: np.ndarray | None = None) -> str:
         a, b = (int(t) - 1 for t in question)

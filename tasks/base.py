@@ -34,6 +34,11 @@ EVAL_SHARE_BUCKETS = 10  # one hash bucket in ten is held out for evaluation
 _MAX_REJECTION_ROUNDS = 200
 
 
+def is_int(value: Any) -> bool:
+    """A JSON integer: an int that is not a bool (json gives true/false as bool, a subclass of int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class TaskError(ValueError):
     """Bad task input (unknown task, parameter or value). Its message is one line for the user."""
 

@@ -44,7 +44,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError
+from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
 MIN_NODES, MAX_NODES = 3, 128
@@ -309,19 +309,19 @@ class GraphTask(Task):
 
     def check_problem_json(self, problem: dict[str, Any]) -> None:
         nodes = problem.get("nodes")
-        if not _is_int(nodes) or not 1 <= nodes <= MAX_JSON_NODES:
+        if not is_int(nodes) or not 1 <= nodes <= MAX_JSON_NODES:
             raise TaskError(f"graph: 'nodes' must be an integer in 1..{MAX_JSON_NODES}, got {nodes!r}")
         directed = problem.get("directed")
         if not isinstance(directed, bool):
             raise TaskError(f"graph: 'directed' must be true or false, got {directed!r}")
         edges = problem.get("edges")
         if not isinstance(edges, list) or not all(
-            isinstance(e, list) and len(e) == 2 and all(_is_int(x) and 0 <= x < nodes for x in e) for e in edges
+            isinstance(e, list) and len(e) == 2 and all(is_int(x) and 0 <= x < nodes for x in e) for e in edges
         ):
             raise TaskError(f"graph: 'edges' must be a list of [u, v] pairs of nodes in 0..{nodes - 1}")
         for key in ("source", "target"):
             value = problem.get(key)
-            if not _is_int(value) or not 0 <= value < nodes:
+            if not is_int(value) or not 0 <= value < nodes:
                 raise TaskError(f"graph: '{key}' must be a node in 0..{nodes - 1}, got {value!r}")
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
@@ -334,7 +334,7 @@ class GraphTask(Task):
         reachable = nx.has_path(graph, source, target)
         if answer is None:
             return not reachable
-        if not isinstance(answer, list) or not answer or not all(_is_int(v) for v in answer):
+        if not isinstance(answer, list) or not answer or not all(is_int(v) for v in answer):
             return False
         if not reachable or answer[0] != source or answer[-1] != target:
             return False
@@ -362,5 +362,3 @@ class GraphTask(Task):
         return text
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -23,12 +23,11 @@ It grows with the number of terms and, through the carries, with the modulus. Me
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from tasks.add import longest_carry_chain, num_digits
-from tasks.base import PAD, Batch, Task, TaskError
+from tasks.add import ModularSumForm, longest_carry_chain, num_digits
+from tasks.base import PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
 MAX_MODULUS = 1_000_000
@@ -45,12 +44,8 @@ class MultiAddParams:
     """Base in which carries are counted for the serial-depth measure."""
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 @register_task("multiadd")
-class MultiAddTask(Task):
+class MultiAddTask(ModularSumForm, Task):
     Params = MultiAddParams
     scale_param = "max"
     scale_help = "modulus m: k operands in [0, m)"
@@ -62,11 +57,11 @@ class MultiAddTask(Task):
 
     def validate(self) -> None:
         p = self.params
-        if not _is_int(p.max) or not 2 <= p.max <= MAX_MODULUS:
+        if not is_int(p.max) or not 2 <= p.max <= MAX_MODULUS:
             raise TaskError(f"multiadd: max={p.max!r} out of range; valid: 2..{MAX_MODULUS}")
-        if not _is_int(p.terms) or not 2 <= p.terms <= MAX_TERMS:
+        if not is_int(p.terms) or not 2 <= p.terms <= MAX_TERMS:
             raise TaskError(f"multiadd: terms={p.terms!r} out of range; valid: 2..{MAX_TERMS}")
-        if not _is_int(p.base) or not 2 <= p.base <= 64:
+        if not is_int(p.base) or not 2 <= p.base <= 64:
             raise TaskError(f"multiadd: base={p.base!r} out of range; valid: 2..64")
 
     @property
@@ -108,32 +103,7 @@ class MultiAddTask(Task):
         }
         return Batch(operands + 1, partial[:, None] + 1, partial_sums + 1, meta)
 
-    # ---- structured form -------------------------------------------------------------------
-    def problem_json(self, question: np.ndarray) -> dict[str, Any]:
-        return {"operands": [int(t) - 1 for t in question], "modulus": self.params.max}
-
-    def answer_json(self, answer: np.ndarray) -> Any:
-        token = int(answer[0])
-        return None if token == PAD else token - 1
-
-    def check_problem_json(self, problem: dict[str, Any]) -> None:
-        operands, modulus = problem.get("operands"), problem.get("modulus")
-        if not _is_int(modulus) or modulus < 1:
-            raise TaskError(f"multiadd: 'modulus' must be a positive integer, got {modulus!r}")
-        if not isinstance(operands, list) or not operands or not all(_is_int(x) for x in operands):
-            raise TaskError(f"multiadd: 'operands' must be a non-empty list of integers, got {operands!r}")
-        if not all(0 <= x < modulus for x in operands):
-            raise TaskError(f"multiadd: 'operands' must lie in [0, {modulus}), got {operands!r}")
-
-    def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
-        if not _is_int(answer):
-            return False
-        return answer == sum(problem["operands"]) % problem["modulus"]
-
-    def verify_batch(self, questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
-        expected = (questions.astype(np.int64) - 1).sum(axis=1) % self.params.max + 1
-        return answers[:, 0] == expected
-
+    # ---- structured form: ModularSumForm (shared with add) -----------------------------------
     def render(self, question: np.ndarray, answer: np.ndarray, trace: np.ndarray | None = None) -> str:
         operands = " + ".join(str(int(t) - 1) for t in question)
         shown = self.answer_json(answer)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from pysat.solvers import Minisat22
 
-from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError
+from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
 MIN_VARIABLES, MAX_VARIABLES = 3, 24
@@ -269,11 +269,11 @@ class SatTask(Task):
 
     def check_problem_json(self, problem: dict[str, Any]) -> None:
         variables = problem.get("variables")
-        if not _is_int(variables) or not 1 <= variables <= MAX_JSON_VARIABLES:
+        if not is_int(variables) or not 1 <= variables <= MAX_JSON_VARIABLES:
             raise TaskError(f"sat: 'variables' must be an integer in 1..{MAX_JSON_VARIABLES}, got {variables!r}")
         clauses = problem.get("clauses")
         if not isinstance(clauses, list) or not all(
-            isinstance(c, list) and all(_is_int(x) and 0 < abs(x) <= variables for x in c) for c in clauses
+            isinstance(c, list) and all(is_int(x) and 0 < abs(x) <= variables for x in c) for c in clauses
         ):
             raise TaskError(
                 f"sat: 'clauses' must be a list of clauses, each a list of nonzero DIMACS literals "
@@ -284,7 +284,7 @@ class SatTask(Task):
         clauses = problem["clauses"]
         if answer is None:
             return not is_satisfiable(clauses)
-        if not isinstance(answer, list) or not all(_is_int(x) for x in answer):
+        if not isinstance(answer, list) or not all(is_int(x) for x in answer):
             return False
         # A complete assignment: each variable exactly once.
         variables = problem["variables"]
@@ -329,5 +329,3 @@ def _show(literal: int) -> str:
     return f"x{literal}" if literal > 0 else f"~x{-literal}"
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Task, TaskError
+from tasks.base import PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
 MAX_VALUE_RANGE = 1_000_000
@@ -40,10 +40,6 @@ class SortParams:
     """Value range: values lie in [0, max)."""
     length: int = 8
     """Number of values n."""
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def num_merge_passes(length: int) -> int:
@@ -92,9 +88,9 @@ class SortTask(Task):
 
     def validate(self) -> None:
         p = self.params
-        if not _is_int(p.max) or not 2 <= p.max <= MAX_VALUE_RANGE:
+        if not is_int(p.max) or not 2 <= p.max <= MAX_VALUE_RANGE:
             raise TaskError(f"sort: max={p.max!r} out of range; valid: 2..{MAX_VALUE_RANGE}")
-        if not _is_int(p.length) or not 2 <= p.length <= MAX_LENGTH:
+        if not is_int(p.length) or not 2 <= p.length <= MAX_LENGTH:
             raise TaskError(f"sort: length={p.length!r} out of range; valid: 2..{MAX_LENGTH}")
 
     @property
@@ -138,11 +134,11 @@ class SortTask(Task):
 
     def check_problem_json(self, problem: dict[str, Any]) -> None:
         values = problem.get("values")
-        if not isinstance(values, list) or not values or not all(_is_int(x) for x in values):
+        if not isinstance(values, list) or not values or not all(is_int(x) for x in values):
             raise TaskError(f"sort: 'values' must be a non-empty list of integers, got {values!r}")
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
-        if not isinstance(answer, list) or not all(_is_int(x) for x in answer):
+        if not isinstance(answer, list) or not all(is_int(x) for x in answer):
             return False
         return answer == sorted(problem["values"])
 
