@@ -18,6 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 from bench.cli import app
+from cli_checks import assert_one_line_error
 
 runner = CliRunner()
 
@@ -34,15 +35,6 @@ def bench(*args: str):
     # An exception other than SystemExit means a traceback would have reached the user.
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def run_id_of(result) -> str:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.stats import wilson_interval
 from tasks import task_names
+from cli_checks import assert_one_line_error
 
 runner = CliRunner()
 
@@ -24,15 +25,6 @@ def bench(*args: str, input: str | None = None):
     # An exception other than SystemExit means a traceback would have reached the user.
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def sample_jsonl(tmp_path: Path, task: str, n: int = 6, *extra: str) -> Path:

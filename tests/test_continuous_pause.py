@@ -19,6 +19,7 @@ from bench.train import RunInterrupted, build_spec, start_run
 from solvers.base import ModelConfig, OptimConfig, SolverError, TaskShape, TensorBatch, make_solver
 from solvers.continuous import ContinuousSolver
 from tasks import task_names
+from cli_checks import assert_one_line_error
 
 runner = CliRunner()
 SHAPE = TaskShape(vocab_size=13, question_len=3, answer_len=2, trace_vocab_size=5, trace_len=4)
@@ -281,15 +282,6 @@ def test_tiny_real_pause_run_learns(tmp_path: Path) -> None:
         steps=900, batch=128, target=0.95, eval_every=50, monitor_size=256, eval_size=400,
     )
     assert status["accuracy"] >= 0.5, status  # chance is 5%
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from bench.store import RunDir
 from bench.sweep import Grid, expand, load_toml, split_values, threads_per_job
 from bench.train import build_spec
 from solvers.base import ModelConfig, OptimConfig
+from cli_checks import assert_one_line_error
 
 runner = CliRunner()
 THINKER = "think_fixed_blind_super"
@@ -35,14 +36,6 @@ def bench(*args: str):
     result = runner.invoke(app, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     return result
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def grid(**axes) -> Grid:
