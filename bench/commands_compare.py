@@ -103,6 +103,7 @@ def compare_command(
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(FORMATS)}."),
     frontier: bool = typer.Option(False, "--frontier", help="Show the frontier table instead of the leaderboard (tables show both)."),
     min_rate: float = typer.Option(0.5, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only the cells of this sweep (its name under results/sweeps/)."),
 ) -> None:
     """Leaderboard over stored runs: per task, scale and configuration, across seeds.
 
@@ -116,15 +117,17 @@ def compare_command(
         raise UserError(f"--min-rate {min_rate} must be in (0, 1]")
     root = readable_root(results)
     canonical = canonical_solver(solver) if solver else None
+    run_ids = sweep_run_ids(root, sweep) if sweep else None
     if frontier and fmt != "table":
-        print_frontier_data(frontier_board(root, task, canonical, min_rate), fmt)
+        print_frontier_data(frontier_board(root, task, canonical, min_rate, run_ids), fmt)
         return
-    board, notes = compare(root, task, canonical_solver(solver) if solver else None, max_value, sort)
+    board, notes = compare(root, task, canonical, max_value, sort, run_ids)
     err = Console(stderr=True, highlight=False)
     for line in notes_text(notes):
         err.print(line)
     if board.empty:
-        filters = ", ".join(f"{k}={v}" for k, v in (("task", task), ("solver", solver), ("max", max_value)) if v is not None)
+        filters = ", ".join(f"{k}={v}" for k, v in (("task", task), ("solver", solver), ("max", max_value), ("sweep", sweep))
+                            if v is not None)
         message = f"no finished runs under {root}" + (f" match {filters}" if filters else "")
         if fmt == "table":
             Console(highlight=False).print(message)
@@ -153,7 +156,14 @@ def compare_command(
         if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
             console = Console(highlight=False, width=max(console.width, 140))
         console.print(table)
-        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate), min_rate))
+        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate, run_ids), min_rate))
+
+
+def sweep_run_ids(root: Any, name: str) -> set[str]:
+    """The run ids of a sweep's cells (one-line error naming the known sweeps when there is none)."""
+    from bench.sweep import read_record
+
+    return {cell["run_id"] for cell in read_record(root, name)["cells"]}
 
 
 _FRONTIER_COLUMNS = ["task", "solver", "settings", "frontier", "largest_tested", "rates", "auc"]
@@ -188,6 +198,11 @@ def print_frontier_data(table: pd.DataFrame, fmt: str) -> None:
     elif fmt == "csv":
         print(table.to_csv(index=False), end="")
     else:
-        lines = ["| task | solver | settings | frontier | largest tested | success by scale | AUC |", "|---|---|---|---:|---:|---|---:|"]
-        lines += ["| " + " | ".join(frontier_cells(row)) + " |" for row in table.to_dict("records")]
-        print("\n".join(lines))
+        print(frontier_markdown(table))
+
+
+def frontier_markdown(table: pd.DataFrame) -> str:
+    """The frontier table as a markdown table."""
+    lines = ["| task | solver | settings | frontier | largest tested | success by scale | AUC |", "|---|---|---|---:|---:|---|---:|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in frontier_cells(row)) + " |" for row in table.to_dict("records")]
+    return "\n".join(lines)

@@ -280,21 +280,31 @@ def compare(
     solver: str | None = None,
     scale: int | None = None,
     sort: str = "accuracy",
+    run_ids: set[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The leaderboard for runs under root, filtered and sorted, plus notes: {"runs": runs matched,
-    "unfinished": {state: count}, "unreadable": [run ids]}."""
+    """The leaderboard for runs under root (all, or only `run_ids`, e.g. a sweep's cells), filtered
+    and sorted, plus notes: {"runs": runs matched, "unfinished": {state: count}, "unreadable": [run ids]}."""
     runs, unreadable = load_runs(root)
+    runs = only_runs(runs, run_ids)
     matched = filter_runs(runs, task, solver, scale)
     board = sort_board(aggregate(matched), sort)
     return board, {"runs": int(len(matched)), "unfinished": state_counts(matched), "unreadable": unreadable}
 
 
-def frontier_board(root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5) -> pd.DataFrame:
+def only_runs(runs: pd.DataFrame, run_ids: set[str] | None) -> pd.DataFrame:
+    """The rows of `runs` whose id is in run_ids (all rows when run_ids is None)."""
+    return runs if run_ids is None or runs.empty else runs[runs["run_id"].isin(run_ids)]
+
+
+def frontier_board(
+    root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5, run_ids: set[str] | None = None
+) -> pd.DataFrame:
     """Per task, solver and configuration (all settings but seed and scale): the frontier, the
     largest scale tested, the success rate at each scale and the AUC (definitions: bench/frontier.py)."""
     from bench.frontier import curve_key, frontier_table
 
     runs, _ = load_runs(root)
+    runs = only_runs(runs, run_ids)
     finished = filter_runs(runs, task, solver, None)
     finished = finished[finished["state"] == "finished"].copy()
     if finished.empty:

@@ -130,6 +130,9 @@ class Grid:
     axes: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     name: str | None = None
     description: str = ""
+    # A sweep file's [[part]] tables: each adds its own settings to `axes`, and the sweep is the union
+    # of the parts' grids (e.g. gpt over five moduli, thinkers at one). Empty: the one grid `axes`.
+    parts: list[dict[str, list[Any]]] = dataclasses.field(default_factory=list)
 
     def set(self, name: str, values: list[Any]) -> None:
         key = normalise_name(name)
@@ -143,14 +146,25 @@ class Grid:
         """This grid with `other`'s settings replacing same-named ones (the CLI over a TOML file)."""
         axes = dict(self.axes)
         axes.update(other.axes)
-        return Grid(axes, other.name or self.name, other.description or self.description)
+        parts = [{k: v for k, v in part.items() if k not in other.axes} for part in self.parts + other.parts]
+        return Grid(axes, other.name or self.name, other.description or self.description, parts)
+
+    def subgrids(self) -> list[Grid]:
+        """The grids whose union this is: one per part (the part's settings over the shared ones)."""
+        if not self.parts:
+            return [self]
+        return [Grid({**self.axes, **part}, self.name, self.description) for part in self.parts]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "axes": json.loads(json.dumps(self.axes, default=list))}
+        out = {"name": self.name, "description": self.description, "axes": json.loads(json.dumps(self.axes, default=list))}
+        if self.parts:
+            out["parts"] = json.loads(json.dumps(self.parts, default=list))
+        return out
 
 
 def load_toml(path: Path) -> Grid:
-    """A sweep file: optional `name` and `description`, and a `[grid]` table of settings.
+    """A sweep file: optional `name` and `description`, a `[grid]` table of settings, and optional
+    `[[part]]` tables (the sweep is then the union of the parts, each over the shared [grid]).
 
         name = "width-vs-depth"
         [grid]
@@ -159,7 +173,33 @@ def load_toml(path: Path) -> Grid:
         d_model = [64, 128, 256]
         seed = [0, 1, 2]
         steps = 3000              # a single value is fixed
+
+        [[part]]                  # optional: gpt at every scale ...
+        solver = "gpt"
+        [[part]]                  # ... and a thinker at two
+        solver = "think_fixed_blind_super_clean"
+        max = [50, 100]
     """
+    data = _read_toml(path)
+    unknown = set(data) - {"name", "description", "grid", "part", "report"}
+    if unknown:
+        raise UserError(f"sweep file {path}: unknown top-level keys {sorted(unknown)}; valid: name, description, [grid], [[part]], [report]")
+    table = data.get("grid", {})
+    parts = data.get("part", [])
+    if not isinstance(table, dict) or not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise UserError(f"sweep file {path}: [grid] must be a table and [[part]] an array of tables")
+    if not table and not parts:
+        raise UserError(f"sweep file {path} has no [grid] table of settings")
+    grid = Grid(name=data.get("name"), description=str(data.get("description", "")))
+    grid.axes = _settings(table, path, "[grid]")
+    for number, part in enumerate(parts, start=1):
+        if not part:
+            raise UserError(f"sweep file {path}: [[part]] number {number} is empty")
+        grid.parts.append(_settings(part, path, f"[[part]] {number}"))
+    return grid
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -169,20 +209,20 @@ def load_toml(path: Path) -> Grid:
             raise UserError("reading a TOML sweep file needs Python >= 3.11 or the tomli package") from None
     if not path.exists():
         raise UserError(f"sweep file {path} does not exist")
+    if not path.is_file():
+        raise UserError(f"sweep file {path} is not a file")
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"sweep file {path} is not valid TOML ({str(exc).splitlines()[0]})") from None
-    unknown = set(data) - {"name", "description", "grid"}
-    if unknown:
-        raise UserError(f"sweep file {path}: unknown top-level keys {sorted(unknown)}; valid: name, description, [grid]")
-    table = data.get("grid")
-    if not isinstance(table, dict) or not table:
-        raise UserError(f"sweep file {path} has no [grid] table of settings")
-    grid = Grid(name=data.get("name"), description=str(data.get("description", "")))
+
+
+def _settings(table: dict[str, Any], path: Path, where: str) -> dict[str, list[Any]]:
+    """A TOML table of settings as name -> values (a single value becomes a one-value list)."""
+    out: dict[str, list[Any]] = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            raise UserError(f"sweep file {path}: [grid] {key} is a table; give a value or a list of values")
+            raise UserError(f"sweep file {path}: {where} {key} is a table; give a value or a list of values")
         name = normalise_name(key)
         if name in LIST_VALUED:
             # [0, 2, 4] is one list of budgets; [[0, 2], [0, 4]] is an axis over two lists.
@@ -190,9 +230,32 @@ def load_toml(path: Path) -> Grid:
         else:
             values = value if isinstance(value, list) else [value]
         if not values:
-            raise UserError(f"sweep file {path}: [grid] {key} is an empty list")
-        grid.set(name, values)
-    return grid
+            raise UserError(f"sweep file {path}: {where} {key} is an empty list")
+        out[name] = list(values)
+    return out
+
+
+def load_report_options(path: Path) -> dict[str, Any]:
+    """A sweep file's optional [report] table, for `bench experiment` (validated, with defaults)."""
+    report = _read_toml(path).get("report", {})
+    if not isinstance(report, dict):
+        raise UserError(f"sweep file {path}: [report] must be a table")
+    unknown = set(report) - set(REPORT_DEFAULTS)
+    if unknown:
+        raise UserError(f"sweep file {path}: unknown [report] keys {sorted(unknown)}; valid: {', '.join(REPORT_DEFAULTS)}")
+    options = {**REPORT_DEFAULTS, **report}
+    rate = options["min_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
+        raise UserError(f"sweep file {path}: [report] min_rate={rate!r} must be a number in (0, 1]")
+    kinds = options["plots"]
+    from bench.plots import KINDS
+
+    if not isinstance(kinds, list) or any(k not in KINDS for k in kinds):
+        raise UserError(f"sweep file {path}: [report] plots={kinds!r}; valid: a list of {', '.join(KINDS)}")
+    return options
+
+
+REPORT_DEFAULTS: dict[str, Any] = {"min_rate": 0.5, "plots": ["scale", "budget", "curves"]}
 
 
 # ---- cells ---------------------------------------------------------------------------------------
@@ -261,18 +324,22 @@ def expand(grid: Grid, root: Path | None = None) -> Expansion:
 
     Seeds vary slowest, so a sweep stopped half-way has the whole grid at its first seeds.
     """
-    check_names(grid)
-    axes = dict(grid.axes)
-    order = (["seed"] if "seed" in axes else []) + [k for k in axes if k != "seed"]
     cells: list[Cell] = []
     refused: list[str] = []
     seen: set[str] = set()
-    for combo in itertools.product(*(axes[k] for k in order)):
-        settings = {**DEFAULTS, **dict(zip(order, combo))}
-        cell = make_cell(settings, root, refused)
-        if cell is not None and cell.run_id not in seen:
-            seen.add(cell.run_id)
-            cells.append(cell)
+    order: list[str] = []
+    for sub in grid.subgrids():
+        check_names(sub)
+        axes = dict(sub.axes)
+        sub_order = (["seed"] if "seed" in axes else []) + [k for k in axes if k != "seed"]
+        order += [k for k in sub_order if k not in order]
+        for combo in itertools.product(*(axes[k] for k in sub_order)):
+            settings = {**DEFAULTS, **dict(zip(sub_order, combo))}
+            cell = make_cell(settings, root, refused)
+            if cell is not None and cell.run_id not in seen:
+                seen.add(cell.run_id)
+                cells.append(cell)
+    cells.sort(key=lambda c: c.spec.train["seed"])  # stable: within a seed, the parts' order
     if not cells:
         reason = f": {refused[0]}" if refused else ""
         raise UserError(f"the sweep has no runnable cells{reason}")

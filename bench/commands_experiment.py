@@ -1,0 +1,66 @@
+"""`bench experiment FILE`: one command per experiment: its sweep, then its committed report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from bench.cli import app
+from bench.errors import UserError, user_errors_exit
+
+err_console = Console(stderr=True)
+
+
+@app.command()
+@user_errors_exit
+def experiment(
+    file: Path = typer.Argument(..., help="The experiment's sweep file (TOML under experiments/)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells at once (default: one per core)."),
+    report_only: bool = typer.Option(False, "--report-only", help="Do not train: rebuild the report from the runs finished so far."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+) -> None:
+    """Run an experiment's sweep (finished cells are reused, a stopped one resumes), then write its
+    report (leaderboard, frontier, thought diagnostics, figures) under RESULTS/experiments/NAME/.
+
+    Example: bench experiment experiments/add_solvers.toml
+    """
+    from bench.commands_sweep import _count, execute, print_cells, print_summary
+    from bench.experiment import write_report
+    from bench.store import results_root
+    from bench.sweep import expand, load_report_options, load_toml, sweep_name, write_record
+
+    if jobs is not None and jobs < 1:
+        raise UserError(f"--jobs={jobs} must be at least 1")
+    plan = load_toml(file)
+    plan.name = plan.name or file.stem
+    options = load_report_options(file)
+    root = results_root(results)
+    expansion = expand(plan, root)
+    label = sweep_name(plan, expansion.cells)
+    for line in expansion.refused:
+        err_console.print(f"[yellow]skipped[/]: {line}")
+    if dry_run:
+        print_cells(expansion)
+        return
+    write_record(root, label, plan, expansion)
+    interrupted = failed = False
+    if not report_only:
+        outcomes = execute(expansion, root, jobs, "local", None, quiet, label)
+        print_summary(expansion, outcomes, root, options["min_rate"])
+        counts = _count(outcomes)
+        interrupted = bool(counts.get("interrupted") or counts.get("not started"))
+        failed = bool(counts.get("failed"))
+    run_ids = {cell.run_id for cell in expansion.cells}
+    report = write_report(root, label, plan.description, f"bench experiment {file.as_posix()}", run_ids,
+                          options["min_rate"], options["plots"], len(expansion.cells))
+    print(report)
+    if interrupted:
+        err_console.print("experiment interrupted; the report covers the finished runs; run the same command again to resume")
+        raise typer.Exit(130)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,149 @@
+"""An experiment's report: the tables and figures of one sweep, written where they can be committed.
+
+`bench experiment experiments/NAME.toml` runs the file's sweep (finished cells are skipped) and then
+writes RESULTS/experiments/NAME/:
+
+    report.md     the question (the file's description), the command that regenerates it, the
+                  leaderboard and frontier from `bench compare --sweep NAME`, the thinkers'
+                  thought diagnostics, and links to the figures
+    *.png         `bench plot --sweep NAME` figures
+
+Only the sweep's own cells are counted, so stray runs in the same results folder never leak into an
+experiment's table. The report is rebuilt from the runs every time; nothing in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from bench.errors import UserError
+from bench.store import atomic_write_bytes
+
+EXPERIMENTS_DIR = "experiments"
+
+
+def report_dir(root: Path, name: str) -> Path:
+    return Path(root) / EXPERIMENTS_DIR / name
+
+
+def thought_diagnostics(root: Path, board: pd.DataFrame) -> pd.DataFrame:
+    """Per leaderboard configuration whose runs logged thought diagnostics (the discrete thinkers):
+    the seeds' mean agreement with the reference trace per position (least significant digit first
+    on add, as the notes report it), accuracy with the model's own thoughts and with random ones."""
+    rows = []
+    for record in board.to_dict("records"):
+        per_position: list[list[float]] = []
+        own: list[float] = []
+        random: list[float] = []
+        for run_id in str(record["run_ids"]).split(","):
+            path = Path(root) / "runs" / run_id / "evaluation.json"
+            if not path.is_file():
+                continue
+            diagnostics = json.loads(path.read_text()).get("diagnostics") or {}
+            if "trace_match_per_position" in diagnostics:
+                per_position.append([float(v) for v in diagnostics["trace_match_per_position"]])
+            if "accuracy_own_thoughts" in diagnostics:
+                own.append(float(diagnostics["accuracy_own_thoughts"]))
+                random.append(float(diagnostics["accuracy_random_thoughts"]))
+        if not own:
+            continue
+        rows.append({
+            "task": record["task"], "scale": record["scale"], "solver": record["solver"], "settings": record["settings"],
+            "seeds": len(own),
+            "trace_match": _mean_lists(per_position),
+            "own": sum(own) / len(own),
+            "random": sum(random) / len(random),
+        })
+    return pd.DataFrame(rows)
+
+
+def _mean_lists(lists: Sequence[Sequence[float]]) -> list[float]:
+    """Position-wise mean over lists (positions a shorter list lacks are left out of that mean)."""
+    width = max((len(values) for values in lists), default=0)
+    out = []
+    for i in range(width):
+        column = [values[i] for values in lists if i < len(values)]
+        out.append(sum(column) / len(column))
+    return out
+
+
+def diagnostics_markdown(table: pd.DataFrame) -> str:
+    lines = [
+        "| task | scale | solver | settings | seeds | trace match by position | acc. own thoughts | acc. random thoughts |",
+        "|---|---:|---|---|---:|---|---:|---:|",
+    ]
+    for row in table.to_dict("records"):
+        match = " / ".join(f"{v:.2f}" for v in row["trace_match"]) or "-"
+        lines.append(
+            f"| {row['task']} | {_show(row['scale'])} | {row['solver']} | {row['settings'] or ''} | {row['seeds']} | "
+            f"{match} | {row['own']:.3f} | {row['random']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "-"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def write_report(
+    root: Path, name: str, description: str, command: str, run_ids: set[str], min_rate: float, plot_kinds: Sequence[str],
+    cells: int,
+) -> Path:
+    """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path."""
+    from bench.commands_compare import display_rows, frontier_markdown, markdown_table
+    from bench.compare import compare, frontier_board
+    from bench.frontier import run_table
+    from bench.plots import make_plots
+
+    out_dir = report_dir(root, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    board, notes = compare(root, run_ids=run_ids, sort="accuracy")
+    if board.empty:
+        raise UserError(f"experiment {name}: none of its {cells} runs has finished; nothing to report")
+    finished = int(board["seeds"].sum())
+    for old in out_dir.glob("*.png"):  # figures of an earlier grid must not outlive it
+        old.unlink()
+    runs = run_table(root, run_ids)
+    figures = make_plots(runs, root, out_dir, plot_kinds, prefix=name)
+    lines = [f"# {name}", ""]
+    if description:
+        lines += [description.strip(), ""]
+    lines += [
+        f"Regenerate: `{command}` (finished runs are reused; delete them under results/runs to retrain).",
+        "",
+        f"Runs: {finished} of {cells} finished and counted"
+        + (f"; not counted: {sum(notes['unfinished'].values())} unfinished" if notes["unfinished"] else "") + ".",
+        "",
+        "## Leaderboard",
+        "",
+        markdown_table(display_rows(board)),
+        "",
+        f"## Frontier (a scale counts when at least {min_rate:.0%} of seeds reach the target)",
+        "",
+        frontier_markdown(frontier_board(root, min_rate=min_rate, run_ids=run_ids)),
+        "",
+    ]
+    diagnostics = thought_diagnostics(root, board)
+    if not diagnostics.empty:
+        lines += [
+            "## Thoughts (discrete thinkers, held-out problems, mean over seeds)",
+            "",
+            "trace match by position: share of held-out problems whose greedy thought at that position equals the"
+            " reference trace's token there (on add: least significant digit first). Accuracy with random thoughts in"
+            " place of the model's own shows whether the answer uses them.",
+            "",
+            diagnostics_markdown(diagnostics),
+            "",
+        ]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{path.stem}]({path.name})" for path in figures] + [""]
+    path = out_dir / "report.md"
+    atomic_write_bytes(path, "\n".join(lines).encode())
+    return path
