@@ -96,7 +96,7 @@ def run(
     estimator: Optional[str] = typer.Option(None, help="Thinkers: reinforce or gumbel."),
     baseline: Optional[str] = typer.Option(None, help="Thinkers: batch, group, loo, reference or value."),
     group: Optional[int] = typer.Option(None, help="Thinkers: rollouts per question G."),
-    reward: Optional[str] = typer.Option(None, help="Thinkers: logprob, correct or clean."),
+    reward: Optional[str] = typer.Option(None, help="Thinkers: auto (prob under super, clean with clean, else logprob), prob, logprob, correct or clean."),
     epsilon: Optional[float] = typer.Option(None, help="Thinkers: epsilon-greedy exploration rate."),
     think_layer: Optional[int] = typer.Option(None, "--think-layer", help="Continuous: layer whose hidden state is fed back."),
     opt: Optional[list[str]] = typer.Option(None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."),
