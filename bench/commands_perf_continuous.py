@@ -102,10 +102,9 @@ def perf_continuous_command(
     """Time a continuous training step with K thoughts against a gpt step on the same total length."""
     import torch
 
-    try:
-        budgets = [int(part) for part in thoughts.split(",") if part.strip()]
-    except ValueError:
-        raise UserError(f"--thoughts {thoughts!r} must be comma-separated integers, e.g. 0,2,4") from None
+    from bench.sweep import parse_budgets
+
+    budgets = list(parse_budgets(thoughts, "--thoughts"))
     if not budgets or any(not 0 <= k <= 64 for k in budgets):
         raise UserError(f"--thoughts {thoughts!r}: budgets must be in 0..64")
     if fmt not in ("table", "json"):

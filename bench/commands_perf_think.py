@@ -75,9 +75,9 @@ def perf_think_command(
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Time a thinker's training step against a gpt step of the same total length and batch."""
-    from bench.commands_run import parse_budgets
+    from bench.sweep import parse_budgets
 
-    budgets = parse_budgets(thoughts)
+    budgets = parse_budgets(thoughts, "--thoughts")
     if not budgets or min(budgets) < 1:
         raise UserError(f"--thoughts {thoughts!r}: give budgets >= 1, e.g. 2,4,8")
     if fmt not in ("table", "json"):

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli import app
-from bench.errors import UserError, user_errors_exit
+from bench.errors import user_errors_exit
 from bench.spec import TrainConfig
+from bench.sweep import parse_budgets
 from bench.store import RunDir, find_run, load_checkpoint, readable_root, results_root
 from tasks.registry import parse_assignments
 
@@ -21,19 +22,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 ResultsOption = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS).")
-
-
-def parse_budgets(text: str | None) -> tuple[int, ...]:
-    """'0,2,4' -> (0, 2, 4); one-line error otherwise."""
-    if not text:
-        return ()
-    try:
-        budgets = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UserError(f"--eval-thoughts {text!r} must be comma-separated integers, e.g. 0,2,4") from None
-    if any(k < 0 for k in budgets):
-        raise UserError(f"--eval-thoughts {text!r}: budgets must be >= 0")
-    return budgets
 
 
 def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> dict[str, Any]:
@@ -122,7 +110,7 @@ def run(
     train = TrainConfig(
         steps=steps, batch=batch, target=target, eval_every=eval_every, eval_size=eval_size,
         monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,
-        eval_thoughts=parse_budgets(eval_thoughts),
+        eval_thoughts=parse_budgets(eval_thoughts or "", "--eval-thoughts"),
     )
     spec = build_spec(
         task, max_value, parse_assignments(set_params), solver, solver_options,

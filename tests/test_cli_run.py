@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from typer.testing import CliRunner
 
 from bench.cli import app
-from cli_checks import assert_one_line_error
+from cli_checks import assert_one_line_error, bench_executable
 
 runner = CliRunner()
 
@@ -169,12 +168,6 @@ def test_a_corrupt_run_file_is_one_line_exit_2(stored: tuple[Path, str], tmp_pat
 # ---- a real process: Ctrl-C, a corrupt checkpoint, resume ---------------------------------------------------------
 
 
-def bench_executable() -> str:
-    candidate = Path(sys.executable).parent / "bench"
-    found = str(candidate) if candidate.exists() else shutil.which("bench")
-    if found is None:
-        pytest.skip("the bench console script is not installed")
-    return found
 
 
 def test_ctrl_c_leaves_a_resumable_run_and_a_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.stats import wilson_interval
 from tasks import task_names
-from cli_checks import assert_one_line_error
+from cli_checks import assert_one_line_error, bench_executable
 
 runner = CliRunner()
 
@@ -40,13 +38,6 @@ def verify_json(path: Path) -> dict:
     return json.loads(result.stdout)
 
 
-def bench_executable() -> str:
-    # The console script next to the interpreter running the tests (.venv/bin/bench), else PATH's.
-    candidate = Path(sys.executable).parent / "bench"
-    found = str(candidate) if candidate.exists() else shutil.which("bench")
-    if found is None:
-        pytest.skip("the bench console script is not installed")
-    return found
 
 
 # ---- bench tasks --------------------------------------------------------------------------------
