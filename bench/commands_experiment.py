@@ -29,38 +29,26 @@ def experiment(
 
     Example: bench experiment experiments/add_solvers.toml
     """
-    from bench.commands_sweep import _count, execute, print_cells, print_summary
+    from bench.commands_sweep import run_plan, stopped
     from bench.experiment import write_report
     from bench.store import results_root
-    from bench.sweep import expand, load_report_options, load_toml, sweep_name, write_record
+    from bench.sweep import load_experiment
 
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs={jobs} must be at least 1")
-    plan = load_toml(file)
+    plan, options = load_experiment(file)
     plan.name = plan.name or file.stem
-    options = load_report_options(file)
     root = results_root(results)
-    expansion = expand(plan, root)
-    label = sweep_name(plan, expansion.cells)
-    for line in expansion.refused:
-        err_console.print(f"[yellow]skipped[/]: {line}")
-    if dry_run:
-        print_cells(expansion)
+    result = run_plan(plan, root, jobs, "local", None, quiet, options["min_rate"], dry_run, train=not report_only)
+    if result is None:
         return
-    write_record(root, label, plan, expansion)
-    interrupted = failed = False
-    if not report_only:
-        outcomes = execute(expansion, root, jobs, "local", None, quiet, label)
-        print_summary(expansion, outcomes, root, options["min_rate"])
-        counts = _count(outcomes)
-        interrupted = bool(counts.get("interrupted") or counts.get("not started"))
-        failed = bool(counts.get("failed"))
+    expansion, label, counts = result
     run_ids = {cell.run_id for cell in expansion.cells}
     report = write_report(root, label, plan.description, f"bench experiment {file.as_posix()}", run_ids,
                           options["min_rate"], options["plots"], len(expansion.cells))
     print(report)
-    if interrupted:
+    if stopped(counts):
         err_console.print("experiment interrupted; the report covers the finished runs; run the same command again to resume")
         raise typer.Exit(130)
-    if failed:
+    if counts.get("failed"):
         raise typer.Exit(1)

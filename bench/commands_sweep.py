@@ -84,7 +84,7 @@ def sweep(
     """
     from bench.executors import EXECUTORS
     from bench.store import results_root
-    from bench.sweep import expand, load_toml, sweep_name, write_record
+    from bench.sweep import load_toml
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r} is not valid; valid: {', '.join(EXECUTORS)}")
@@ -104,24 +104,44 @@ def sweep(
         from_file = load_toml(file)
         from_file.name = from_file.name or file.stem
         plan = from_file.merged(cli)
-    expansion = expand(plan, root)
-    cells = expansion.cells
-    label = sweep_name(plan, cells)
-    for line in expansion.refused:
-        err_console.print(f"[yellow]skipped[/]: {line}")
-    if dry_run:
-        print_cells(expansion)
+    result = run_plan(plan, root, jobs, executor, ray_address, quiet, min_rate, dry_run)
+    if result is None:
         return
-    record = write_record(root, label, plan, expansion)
-    outcomes = execute(expansion, root, jobs, executor, ray_address, quiet, label)
-    print_summary(expansion, outcomes, root, min_rate)
-    err_console.print(f"[dim]sweep record: {record}[/]")
-    counts = _count(outcomes)
-    if counts.get("interrupted") or counts.get("not started"):
+    _, _, counts = result
+    if stopped(counts):
         err_console.print("sweep interrupted; run the same command again to resume")
         raise typer.Exit(130)
     if counts.get("failed"):
         raise typer.Exit(1)
+
+
+def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,
+             min_rate: float, dry_run: bool, train: bool = True) -> tuple[Any, str, dict[str, int]] | None:
+    """What `bench sweep` and `bench experiment` share: expand the plan (printing refused cells), list
+    it and stop on a dry run (returns None), else write its record and, when `train`, run its cells and
+    print the summary. Returns (expansion, sweep name, outcome counts; empty when not trained)."""
+    from bench.sweep import expand, sweep_name, write_record
+
+    expansion = expand(plan, root)
+    label = sweep_name(plan, expansion.cells)
+    for line in expansion.refused:
+        err_console.print(f"[yellow]skipped[/]: {line}")
+    if dry_run:
+        print_cells(expansion)
+        return None
+    record = write_record(root, label, plan, expansion)
+    counts: dict[str, int] = {}
+    if train:
+        outcomes = execute(expansion, root, jobs, executor, ray_address, quiet, label)
+        print_summary(expansion, outcomes, root, min_rate)
+        err_console.print(f"[dim]sweep record: {record}[/]")
+        counts = _count(outcomes)
+    return expansion, label, counts
+
+
+def stopped(counts: dict[str, int]) -> bool:
+    """Some cells were interrupted or never started: running the same command again resumes them."""
+    return bool(counts.get("interrupted") or counts.get("not started"))
 
 
 def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,

@@ -14,7 +14,6 @@ experiment's table. The report is rebuilt from the runs every time; nothing in i
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +21,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.errors import UserError
-from bench.store import atomic_write_bytes
+from bench.store import RunDir, atomic_write_bytes
 
 EXPERIMENTS_DIR = "experiments"
 
@@ -41,10 +40,7 @@ def thought_diagnostics(root: Path, board: pd.DataFrame) -> pd.DataFrame:
         own: list[float] = []
         random: list[float] = []
         for run_id in str(record["run_ids"]).split(","):
-            path = Path(root) / "runs" / run_id / "evaluation.json"
-            if not path.is_file():
-                continue
-            diagnostics = json.loads(path.read_text()).get("diagnostics") or {}
+            diagnostics = (RunDir(root, run_id).read("evaluation.json") or {}).get("diagnostics") or {}
             if "trace_match_per_position" in diagnostics:
                 per_position.append([float(v) for v in diagnostics["trace_match_per_position"]])
             if "accuracy_own_thoughts" in diagnostics:

@@ -84,7 +84,8 @@ def split_values(text: str, option: str) -> list[str]:
 
 
 def parse_budgets(value: Any, label: str) -> tuple[int, ...]:
-    """A list of thought budgets from '0,2,4', [0, 2, 4] or a single int."""
+    """Thought budgets from '0,2,4', [0, 2, 4] or a single int (one-line error naming `label`); the
+    parser of every budget list: sweep settings, `bench run --eval-thoughts`, `bench perf` --thoughts."""
     if isinstance(value, str):
         parts = [p for p in value.replace(";", ",").split(",") if p.strip()]
     elif isinstance(value, (list, tuple)):
@@ -180,7 +181,16 @@ def load_toml(path: Path) -> Grid:
         solver = "think_fixed_blind_super_clean"
         max = [50, 100]
     """
+    return _grid_from(_read_toml(path), path)
+
+
+def load_experiment(path: Path) -> tuple[Grid, dict[str, Any]]:
+    """An experiment file, read once: its grid (as load_toml) and its validated [report] options."""
     data = _read_toml(path)
+    return _grid_from(data, path), _report_options(data, path)
+
+
+def _grid_from(data: dict[str, Any], path: Path) -> Grid:
     unknown = set(data) - {"name", "description", "grid", "part", "report"}
     if unknown:
         raise UserError(f"sweep file {path}: unknown top-level keys {sorted(unknown)}; valid: name, description, [grid], [[part]], [report]")
@@ -235,9 +245,9 @@ def _settings(table: dict[str, Any], path: Path, where: str) -> dict[str, list[A
     return out
 
 
-def load_report_options(path: Path) -> dict[str, Any]:
+def _report_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
     """A sweep file's optional [report] table, for `bench experiment` (validated, with defaults)."""
-    report = _read_toml(path).get("report", {})
+    report = data.get("report", {})
     if not isinstance(report, dict):
         raise UserError(f"sweep file {path}: [report] must be a table")
     unknown = set(report) - set(REPORT_DEFAULTS)

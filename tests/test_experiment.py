@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.errors import UserError
-from bench.sweep import Grid, expand, load_report_options, load_toml
+from bench.sweep import Grid, expand, load_experiment, load_toml
 from cli_checks import assert_one_line_error
 
 runner = CliRunner()
@@ -113,8 +113,8 @@ def test_a_file_without_parts_is_one_grid(tmp_path: Path) -> None:
 def test_bad_experiment_files_are_refused_in_one_line(tmp_path: Path, text: str, fragment: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(UserError, match=re.escape(fragment)):
-        expand(load_toml(path))
-        load_report_options(path)
+        grid, _ = load_experiment(path)
+        expand(grid)
 
 
 # ---- the command ---------------------------------------------------------------------------------
