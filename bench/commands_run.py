@@ -16,6 +16,7 @@ from bench.errors import user_errors_exit
 from bench.spec import TrainConfig
 from bench.sweep import parse_budgets
 from bench.store import RunDir, find_run, load_checkpoint, readable_root, results_root
+from solvers.base import ModelConfig, OptimConfig
 from tasks.registry import parse_assignments
 
 console = Console()
@@ -74,6 +75,10 @@ def run(
     d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
     layers: int = typer.Option(2, help="Transformer blocks."),
     heads: int = typer.Option(4, help="Attention heads (must divide --d-model)."),
+    weight_init: str = typer.Option(ModelConfig.weight_init, "--weight-init", help="Weight init: gpt2 (N(0, 0.02)) or pytorch (PyTorch defaults, N(0, 1) embeddings)."),
+    prompt: str = typer.Option(ModelConfig.prompt, help="Question layout: plain (a b), query (a b =) or separated (a = b =)."),
+    warmup: int = typer.Option(OptimConfig.warmup, help="Linear learning-rate warm-up steps (0 = none)."),
+    grad_clip: float = typer.Option(OptimConfig.grad_clip, "--grad-clip", help="Clip the gradient norm to this (0 = off)."),
     target: float = typer.Option(TrainConfig.target, help="Stop early once held-out accuracy reaches this."),
     eval_every: int = typer.Option(TrainConfig.eval_every, "--eval-every", help="Steps between evaluations and checkpoints."),
     eval_size: int = typer.Option(TrainConfig.eval_size, "--eval-size", help="Held-out problems in the final evaluation."),
@@ -98,7 +103,6 @@ def run(
     Example: bench run --task add --solver gpt --max 100
     """
     from bench.train import RunInterrupted, build_spec, start_run
-    from solvers.base import ModelConfig, OptimConfig
 
     root = results_root(results)
     solver_options = collect_solver_options(
@@ -114,8 +118,8 @@ def run(
     )
     spec = build_spec(
         task, max_value, parse_assignments(set_params), solver, solver_options,
-        ModelConfig(d_model=d_model, layers=layers, heads=heads),
-        OptimConfig(lr=lr, weight_decay=weight_decay), train, device, init_id,
+        ModelConfig(d_model=d_model, layers=layers, heads=heads, weight_init=weight_init, prompt=prompt),
+        OptimConfig(lr=lr, weight_decay=weight_decay, warmup=warmup, grad_clip=grad_clip), train, device, init_id,
     )
     check_stored_files(RunDir(root, spec.run_id), force)
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
@@ -165,7 +169,9 @@ def show_run(run_id: str, root: Any) -> None:
     if status.get("parameters"):
         header.add_row("parameters", f"{status['parameters']:,}")
     if status.get("steps_to_target"):
-        header.add_row("target", f"{spec['train']['target']} reached at step {status['steps_to_target']}")
+        header.add_row("monitor", f"early stop: monitor accuracy reached {spec['train']['target']} at step {status['steps_to_target']}")
+    if status.get("monitor_accuracy") is not None:
+        header.add_row("monitor accuracy", f"{status['monitor_accuracy']:.4f} on {status.get('monitor_n', '?')} distinct monitor problems (model selection only)")
     console.print(header)
     if curve:
         points = curve if len(curve) <= 6 else [curve[i * (len(curve) - 1) // 5] for i in range(6)]
@@ -181,13 +187,22 @@ def show_run(run_id: str, root: Any) -> None:
 
 
 def print_evaluation(evaluation: dict[str, Any]) -> None:
+    from bench.train import SMALL_TEST_SPLIT
+
     final = evaluation["final"]
     overall = final["overall"]
     budget = f" at {final['thoughts']} thoughts" if final.get("thoughts") is not None else ""
     console.print(
-        f"[bold]held-out accuracy{budget}: {overall['accuracy']:.4f}[/] "
-        f"(95% CI {overall['low']:.4f}-{overall['high']:.4f}, n={overall['n']})"
+        f"[bold]test accuracy{budget}: {overall['accuracy']:.4f}[/] "
+        f"(95% CI {overall['low']:.4f}-{overall['high']:.4f}, n={overall['n']} distinct test problems)"
     )
+    space = final.get("test_split")
+    if space:
+        whole = "the whole test split" if space.get("exhaustive") else "a sample of the test split"
+        console.print(f"test set: {space.get('distinct')} distinct problems, {whole}")
+        if space.get("exhaustive") and int(space.get("distinct", 0)) < SMALL_TEST_SPLIT:
+            console.print(f"[yellow]warning: the test split holds only {space.get('distinct')} distinct problems; "
+                          f"an accuracy on so few means little (use a larger --max)[/]")
     for key, rows in final["by"].items():
         table = Table(title=f"accuracy by {key}")
         for column in (key, "n", "accuracy", "95% CI"):

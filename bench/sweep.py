@@ -363,7 +363,7 @@ def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | 
     from solvers.base import ModelConfig, OptimConfig, TaskShape, make_options, resolve_solver
     from tasks.registry import make_task
 
-    from bench.train import build_spec
+    from bench.train import build_spec, model_task
 
     options = run_options()
     task, solver = str(settings["task"]), str(settings["solver"])
@@ -401,7 +401,7 @@ def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | 
     cls, canonical, flags = resolve_solver(solver)
     supports = getattr(cls, "supports", None)
     if supports is not None:
-        shape = TaskShape.of(make_task(task, max_value, task_params))
+        shape = TaskShape.of(model_task(task, max_value, task_params, model))
         reason = supports(shape, make_options(cls, canonical, flags, solver_options))
         if reason:
             if refused is not None:

@@ -29,11 +29,21 @@ from bench.errors import UserError
 from bench.evaluate import autocast_for, evaluate, quick_accuracy
 from bench.spec import RunSpec, TrainConfig
 from bench.store import RunDir, atomic_torch_save, load_checkpoint
-from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_solver, resolve_solver, make_options
+from solvers.base import (
+    ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_options, make_solver, resolve_solver, set_learning_rate,
+)
 from tasks.base import Batch, Task, stream_rng
+from tasks.prompt import PromptedTask
 from tasks.registry import make_task
 
-EVAL_SEED = 2**31 - 1  # the held-out problems are the same for every training seed
+EVAL_SEED = 2**31 - 1  # the monitor and test problems are the same for every training seed
+# Fewer distinct test problems than this and an accuracy means little: `bench run` warns.
+SMALL_TEST_SPLIT = 200
+
+
+def model_task(task: str, max_value: int | None, params: dict[str, Any], model: ModelConfig) -> Task:
+    """The task as the model sees it: its questions laid out with the model's prompt style."""
+    return PromptedTask(make_task(task, max_value, params), model.prompt)
 
 
 class RunInterrupted(Exception):
@@ -67,11 +77,11 @@ def build_spec(
     init: str | None = None,
 ) -> RunSpec:
     """Validate every part and freeze it into a spec. Raises one-line user errors."""
-    task_obj = make_task(task, max_value, task_overrides)
-    cls, canonical, flags = resolve_solver(solver)
-    options = make_options(cls, canonical, flags, solver_options)
     model.validate()
     optim.validate()
+    task_obj = model_task(task, max_value, task_overrides, model)
+    cls, canonical, flags = resolve_solver(solver)
+    options = make_options(cls, canonical, flags, solver_options)
     problems = train.validate()
     if problems:
         raise UserError(problems[0])
@@ -101,11 +111,12 @@ def build_spec(
 
 def build(spec: RunSpec) -> tuple[Task, Solver]:
     """The task and a freshly initialised solver (seeded) for a spec."""
-    task = make_task(spec.task, overrides=spec.task_params)
+    model = ModelConfig(**spec.model)
+    task = model_task(spec.task, None, spec.task_params, model)
     torch.manual_seed(spec.train["seed"])
     cls, canonical, flags = resolve_solver(spec.solver)
     options = {k: v for k, v in spec.solver_options.items() if k not in flags}
-    solver = make_solver(spec.solver, TaskShape.of(task), ModelConfig(**spec.model), OptimConfig(**spec.optim), options)
+    solver = make_solver(spec.solver, TaskShape.of(task), model, OptimConfig(**spec.optim), options)
     return task, solver.to(spec.device)
 
 
@@ -209,7 +220,19 @@ def training_batch(task: Task, cfg: TrainConfig, step: int, fixed: Batch | None)
 
 
 def held_out_problems(task: Task, cfg: TrainConfig) -> Batch:
-    return task.sample(stream_rng(EVAL_SEED, "eval"), cfg.eval_size, "eval")
+    """The test set: up to eval_size distinct problems of the test split (all of them if fewer)."""
+    return evaluation_set(task, cfg)[0]
+
+
+def evaluation_set(task: Task, cfg: TrainConfig) -> tuple[Batch, bool]:
+    """(distinct test problems, whether that is the whole test split); the reported number."""
+    return task.distinct_problems(stream_rng(EVAL_SEED, "test"), cfg.eval_size, "test")
+
+
+def monitor_set(task: Task, cfg: TrainConfig) -> Batch:
+    """Distinct problems of the monitor split, disjoint from the test split: early stopping and
+    model selection look only at these."""
+    return task.distinct_problems(stream_rng(EVAL_SEED, "monitor"), cfg.monitor_size, "monitor")[0]
 
 
 def run_training(
@@ -242,8 +265,8 @@ def run_training(
         warm_start(solver, init_state)
 
     run_dir.write("environment.json", environment_facts(spec.device))
-    held_out = held_out_problems(task, cfg)
-    monitor = held_out.take(slice(0, cfg.monitor_size))
+    held_out, exhaustive = evaluation_set(task, cfg)
+    monitor = monitor_set(task, cfg)
     fixed = fixed_training_set(task, cfg)
     parameters = solver.num_parameters()
 
@@ -262,6 +285,7 @@ def run_training(
             step = state.step
             torch.manual_seed(cfg.seed * 1_000_003 + step)
             batch = TensorBatch.from_numpy(training_batch(task, cfg, step, fixed), device)
+            set_learning_rate(solver.optimizer, solver.optim_config.lr_factor(step))
             with autocast_for(device):
                 last_metrics = solver.train_step(batch)
             state.step = step + 1
@@ -282,8 +306,11 @@ def run_training(
                 save("interrupted")
                 raise RunInterrupted(run_dir.run_id, state.step)
 
-    # Final evaluation: all held-out problems, at the trained budget and at every extra budget.
+    # Final evaluation: all test problems, at the trained budget and at every extra budget. The
+    # monitor accuracy of the final model is kept apart: it is what model selection may look at.
     final = evaluate(solver, task, held_out, device)
+    final["test_split"] = {"distinct": len(held_out), "exhaustive": exhaustive}
+    monitor_accuracy = quick_accuracy(solver, task, monitor, device)
     budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
     diagnostics = getattr(solver, "diagnostics", None)
     extras = diagnostics(task, held_out, device) if diagnostics is not None else {}
@@ -296,7 +323,11 @@ def run_training(
         "accuracy": final["overall"]["accuracy"],
         "low": final["overall"]["low"],
         "high": final["overall"]["high"],
+        "n": final["overall"]["n"],
+        "correct": final["overall"]["correct"],
         "reached_target": final["overall"]["accuracy"] >= cfg.target,
+        "monitor_accuracy": monitor_accuracy,
+        "monitor_n": len(monitor),
         "steps_to_target": state.steps_to_target,
         "parameters": parameters,
     }

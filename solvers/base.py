@@ -58,13 +58,26 @@ class ModelConfig:
     """Transformer blocks."""
     heads: int = 4
     """Attention heads; must divide d_model."""
+    weight_init: str = "pytorch"
+    """Weight initialisation: pytorch (PyTorch's defaults, N(0, 1) embeddings) or gpt2 (N(0, 0.02)).
+    Chosen by measurement: results/experiments/baseline-recipe."""
+    prompt: str = "separated"
+    """Question layout: separated (a = b =), query (a b =) or plain (a b); see tasks/prompt.py.
+    Chosen by measurement: results/experiments/baseline-recipe."""
 
     def validate(self) -> None:
+        from solvers.core import WEIGHT_INITS
+        from tasks.prompt import PROMPT_STYLES
+
         for name in ("d_model", "layers", "heads"):
             if getattr(self, name) < 1:
                 raise SolverError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
         if self.d_model % self.heads:
             raise SolverError(f"--heads={self.heads} does not divide --d-model={self.d_model}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise SolverError(f"--weight-init {self.weight_init!r} is not valid; valid: {', '.join(WEIGHT_INITS)}")
+        if self.prompt not in PROMPT_STYLES:
+            raise SolverError(f"--prompt {self.prompt!r} is not valid; valid: {', '.join(PROMPT_STYLES)}")
 
 
 @dataclass(frozen=True)
@@ -75,12 +88,28 @@ class OptimConfig:
     """AdamW weight decay (the notes: weight decay is harmful here, so 0 by default)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
+    warmup: int = 0
+    """Linear learning-rate warm-up over this many steps (0 = none)."""
 
     def validate(self) -> None:
         if not self.lr > 0:
             raise SolverError(f"--lr={self.lr} must be positive")
         if self.weight_decay < 0:
             raise SolverError(f"--weight-decay={self.weight_decay} must be >= 0")
+        if self.warmup < 0:
+            raise SolverError(f"--warmup={self.warmup} must be >= 0")
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier at (0-based) training step `step`."""
+        return 1.0 if self.warmup <= 0 else min(1.0, (step + 1) / self.warmup)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Scale every parameter group's learning rate to factor x its base rate (recorded on first use),
+    so a warm-up is a pure function of the step and a resumed run replays it exactly."""
+    for group in optimizer.param_groups:
+        group.setdefault("base_lr", group["lr"])
+        group["lr"] = group["base_lr"] * factor
 
 
 @dataclass

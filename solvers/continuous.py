@@ -156,6 +156,7 @@ class ContinuousSolver(Solver):
                 d_model=model.d_model,
                 layers=model.layers,
                 heads=model.heads,
+                init=model.weight_init,
             )
         )
         self.project: nn.Linear | None = None

@@ -36,6 +36,14 @@ class CoreConfig:
     """Attention heads; must divide d_model."""
     mlp_ratio: int = 4
     """MLP hidden width as a multiple of d_model."""
+    init: str = "gpt2"
+    """Weight initialisation (see `WEIGHT_INITS`)."""
+
+
+# How the weights start. Chosen by measurement, not convention (results/experiments/baseline-recipe):
+#   gpt2     N(0, 0.02) for every matrix and embedding, residual projections scaled by 1/sqrt(2 layers)
+#   pytorch  PyTorch's module defaults: N(0, 1) embeddings, Kaiming-uniform linear layers
+WEIGHT_INITS: tuple[str, ...] = ("gpt2", "pytorch")
 
 
 class CausalSelfAttention(nn.Module):
@@ -114,11 +122,20 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        self.apply(self._init_weights)
-        # GPT-2's scaled init of residual projections keeps the stream's variance flat with depth.
-        for name, param in self.named_parameters():
-            if name.endswith("proj.weight"):
-                nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * cfg.layers))
+        if cfg.init not in WEIGHT_INITS:
+            raise ValueError(f"init {cfg.init!r} is not one of {', '.join(WEIGHT_INITS)}")
+        if cfg.init == "gpt2":
+            self.apply(self._init_weights)
+            # GPT-2's scaled init of residual projections keeps the stream's variance flat with depth.
+            for name, param in self.named_parameters():
+                if name.endswith("proj.weight"):
+                    nn.init.normal_(param, mean=0.0, std=0.02 / math.sqrt(2 * cfg.layers))
+        # "pytorch": the modules' own reset_parameters() already ran in their constructors.
+
+    def init_new_module(self, module: nn.Module) -> None:
+        """Initialise a module added later (grown vocabulary rows) the way this model was."""
+        if self.cfg.init == "gpt2":
+            self._init_weights(module)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -186,8 +203,8 @@ class Transformer(nn.Module):
             return
         emb = nn.Embedding(new_vocab_size, self.cfg.d_model).to(self.tok_emb.weight.device)
         head = nn.Linear(self.cfg.d_model, new_vocab_size, bias=False).to(self.head.weight.device)
-        self._init_weights(emb)
-        self._init_weights(head)
+        self.init_new_module(emb)
+        self.init_new_module(head)
         with torch.no_grad():
             emb.weight[:old] = self.tok_emb.weight
             head.weight[:old] = self.head.weight

@@ -46,6 +46,7 @@ class GPTSolver(Solver):
                 d_model=model.d_model,
                 layers=model.layers,
                 heads=model.heads,
+                init=model.weight_init,
             )
         )
         self.build_optimizer()

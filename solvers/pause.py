@@ -57,6 +57,7 @@ class PauseSolver(Solver):
                 d_model=model.d_model,
                 layers=model.layers,
                 heads=model.heads,
+                init=model.weight_init,
             )
         )
         self.build_optimizer()

@@ -239,6 +239,7 @@ class ThinkSolver(Solver):
             d_model=model.d_model,
             layers=model.layers,
             heads=model.heads,
+            init=model.weight_init,
         )
         self.net = Transformer(cfg)
         if o.split:

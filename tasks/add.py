@@ -85,6 +85,10 @@ class ModularSumForm:
         expected = (questions.astype(np.int64) - 1).sum(axis=1) % self.params.max + 1
         return answers[:, 0] == expected
 
+    def canonical_questions(self, questions: np.ndarray) -> np.ndarray:
+        """The operands as a multiset (sorted): a + b and b + a are one problem for the splits."""
+        return np.sort(questions, axis=1)
+
 
 @register_task("add")
 class AddTask(ModularSumForm, Task):

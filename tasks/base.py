@@ -11,9 +11,13 @@ Token id 0 is PAD in both alphabets. Every task also speaks a structured JSON fo
 plain numbers and lists) so that `bench verify` can check answers from any solver, inside
 thinkbench or not: `verify` works on that structured form, never on the generator's stored answer.
 
-Train and evaluation problems are disjoint by construction: every question is assigned to one
-split by a hash of its tokens (`split_of`), and `sample` keeps only questions of the split asked
-for. Different seeds therefore never leak evaluation problems into training.
+Three disjoint splits by construction: train, monitor (early stopping and model selection) and test
+(the reported number). Every question is assigned to one split by a hash of its *canonical form*
+(`Task.canonical_questions`: the unordered pair for `add`, the multiset for `multiadd` and `sort`), so
+trivially equivalent problems (a + b and b + a) never straddle splits, and `sample` keeps only
+questions of the split asked for. Different seeds therefore never leak test problems into training.
+`distinct_problems` draws a split's distinct problems (one per canonical form), exhaustively where the
+split is small.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ import numpy as np
 
 PAD = 0
 TRACE_PAD = 0
-Split = Literal["train", "eval"]
-EVAL_SHARE_BUCKETS = 10  # one hash bucket in ten is held out for evaluation
+Split = Literal["train", "monitor", "test"]
+SPLITS: tuple[str, ...] = ("train", "monitor", "test")
+SPLIT_BUCKETS = 10  # hash buckets: one is the test split, one the monitor split, eight train
+_SPLIT_OF_BUCKET = {0: "test", 1: "monitor"}  # every other bucket is train
 
 _MAX_REJECTION_ROUNDS = 200
+_STALE_ROUNDS_FOR_EXHAUSTED = 8
 
 
 def is_int(value: Any) -> bool:
@@ -95,9 +102,20 @@ def question_hash(questions: np.ndarray) -> np.ndarray:
     return h
 
 
-def split_of(questions: np.ndarray) -> np.ndarray:
-    """Boolean mask: True where a question belongs to the evaluation split."""
-    return (question_hash(questions) % np.uint64(EVAL_SHARE_BUCKETS)) == 0
+def normalize_split(split: str) -> str:
+    """"eval", the older name of the held-out split, means "test"."""
+    return "test" if split == "eval" else split
+
+
+def split_ids(canonical: np.ndarray) -> np.ndarray:
+    """Per row of canonical questions: 0 = train, 1 = monitor, 2 = test."""
+    bucket = question_hash(canonical) % np.uint64(SPLIT_BUCKETS)
+    return np.where(bucket == 0, 2, np.where(bucket == 1, 1, 0)).astype(np.int64)
+
+
+def split_of(questions: np.ndarray, split: Split = "test") -> np.ndarray:
+    """Boolean mask: True where a (canonical) question belongs to `split`."""
+    return split_ids(questions) == SPLITS.index(split)
 
 
 class Task(ABC):
@@ -157,20 +175,28 @@ class Task(ABC):
     def generate(self, rng: np.random.Generator, n: int) -> Batch:
         """n fresh problems, ignoring splits. Vectorised or pooled: never a training bottleneck."""
 
+    def canonical_questions(self, questions: np.ndarray) -> np.ndarray:
+        """One row per question that is equal for trivially equivalent problems (e.g. a + b and
+        b + a). Splits are assigned by hashing this form. Default: the question itself."""
+        return questions
+
+    def split_mask(self, questions: np.ndarray, split: Split) -> np.ndarray:
+        """Boolean mask: True where a question belongs to `split` (by its canonical form)."""
+        return split_of(self.canonical_questions(questions), split)
+
     def sample(self, rng: np.random.Generator, n: int, split: Split = "train") -> Batch:
         """n problems of one split; the same rng state gives the same problems on any machine."""
-        if split not in ("train", "eval"):
-            raise TaskError(f"unknown split {split!r}; valid: train, eval")
-        want_eval = split == "eval"
+        split = normalize_split(split)
+        if split not in SPLITS:
+            raise TaskError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
         kept: list[Batch] = []
         have = 0
         for _ in range(_MAX_REJECTION_ROUNDS):
-            # eval keeps ~1/10 of candidates, train ~9/10: oversample accordingly.
+            # monitor and test keep ~1/10 of candidates each, train ~8/10: oversample accordingly.
             need = n - have
-            draw = need * (EVAL_SHARE_BUCKETS + 2) if want_eval else need + need // 8 + 8
+            draw = need * (SPLIT_BUCKETS + 2) if split != "train" else need + need // 4 + 8
             candidates = self.generate(rng, draw)
-            mask = split_of(candidates.questions) == want_eval
-            chosen = candidates.take(np.flatnonzero(mask)[:need])
+            chosen = candidates.take(np.flatnonzero(self.split_mask(candidates.questions, split))[:need])
             kept.append(chosen)
             have += len(chosen)
             if have >= n:
@@ -179,6 +205,49 @@ class Task(ABC):
             f"task {self.name} at {self.scale_param}={self.scale} has too few distinct problems to "
             f"fill the {split} split; use a larger --max"
         )
+
+    def distinct_problems(self, rng: np.random.Generator, n: int, split: Split) -> tuple[Batch, bool]:
+        """Up to n problems of `split`, no two with the same canonical form.
+
+        Returns (problems, exhaustive): exhaustive is True when the split holds fewer than n
+        distinct problems and (as far as repeated drawing can tell) all of them were found. Used for
+        the monitor and test sets, so that an interval's n counts distinct problems.
+        """
+        split = normalize_split(split)
+        if split not in SPLITS:
+            raise TaskError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        seen: set[bytes] = set()
+        kept: list[Batch] = []
+        have, stale_rounds = 0, 0
+        for _ in range(_MAX_REJECTION_ROUNDS):
+            candidates = self.generate(rng, max(4 * n, 256))
+            index = np.flatnonzero(self.split_mask(candidates.questions, split))
+            canonical = self.canonical_questions(candidates.questions[index])
+            fresh = []
+            for row, key in zip(index, np.ascontiguousarray(canonical)):
+                digest = key.tobytes()
+                if digest not in seen:
+                    seen.add(digest)
+                    fresh.append(row)
+                    if have + len(fresh) >= n:
+                        break
+            if fresh:
+                kept.append(candidates.take(np.asarray(fresh)))
+                have += len(fresh)
+                stale_rounds = 0
+            else:
+                stale_rounds += 1
+            if have >= n:
+                return Batch.concat(kept) if len(kept) > 1 else kept[0], False
+            # Many rounds of >= 4n draws without a new problem: the split is (almost surely) exhausted.
+            if stale_rounds >= _STALE_ROUNDS_FOR_EXHAUSTED:
+                break
+        if not kept:
+            raise TaskError(
+                f"task {self.name} at {self.scale_param}={self.scale} has no problems in the {split} "
+                f"split; use a larger --max"
+            )
+        return (Batch.concat(kept) if len(kept) > 1 else kept[0]), True
 
     # ---- structured form, verification, rendering ----------------------------------------------
     @abstractmethod

@@ -142,6 +142,11 @@ class SortTask(Task):
             return False
         return answer == sorted(problem["values"])
 
+    def canonical_questions(self, questions: np.ndarray) -> np.ndarray:
+        """The input as a multiset (sorted): every permutation of one multiset has the same answer,
+        so all of them fall in one split."""
+        return np.sort(questions, axis=1)
+
     def verify_batch(self, questions: np.ndarray, answers: np.ndarray) -> np.ndarray:
         if answers.shape[1] != questions.shape[1]:
             return np.zeros(questions.shape[0], dtype=bool)

@@ -17,7 +17,7 @@ from cli_checks import assert_one_line_error
 
 runner = CliRunner()
 
-# gpt at two moduli (1 layer, d_model 64, lr 1e-2: learns add mod 20 in a few hundred steps) and a
+# gpt at two moduli (1 layer, d_model 64, lr 1e-2: learns add mod 50 in a few hundred steps) and a
 # thinker at one, two seeds each; a second, identical grid part is deduplicated.
 EXPERIMENT = """
 name = "tiny-exp"
@@ -37,11 +37,11 @@ eval_size = 200
 
 [[part]]
 solver = "gpt"
-max = [20, 30]
+max = [50, 60]
 
 [[part]]
 solver = "gpt"
-max = 30
+max = 60
 
 [[part]]
 solver = "think_fixed_blind_super_clean"
@@ -74,10 +74,10 @@ def test_parts_are_a_union_of_grids_over_the_shared_settings(tmp_path: Path) -> 
     grid = load_toml(write(tmp_path, EXPERIMENT))
     assert len(grid.parts) == 3 and grid.axes["seed"] == [0, 1]
     cells = expand(grid).cells
-    # gpt x {5, 11} x 2 seeds, the repeated gpt part adds nothing, the thinker x 2 seeds.
+    # gpt x {50, 60} x 2 seeds, the repeated gpt part adds nothing, the thinker x 2 seeds.
     assert len(cells) == 6
     solvers = sorted((c.spec.solver, c.spec.task_params["max"]) for c in cells)
-    assert solvers.count(("gpt", 30)) == 2 and solvers.count(("think_fixed_blind_super_clean", 20)) == 2
+    assert solvers.count(("gpt", 60)) == 2 and solvers.count(("think_fixed_blind_super_clean", 20)) == 2
     thinker = next(c for c in cells if c.spec.solver != "gpt")
     assert thinker.spec.train["steps"] == 20 and thinker.spec.solver_options["group"] == 4  # the part's value wins
     assert [c.spec.train["seed"] for c in cells] == [0, 0, 0, 1, 1, 1]  # seeds vary slowest across parts
@@ -94,7 +94,7 @@ def test_command_line_settings_override_every_part(tmp_path: Path) -> None:
 
 
 def test_a_file_without_parts_is_one_grid(tmp_path: Path) -> None:
-    grid = load_toml(write(tmp_path, '[grid]\ntask = "add"\nmax = [5, 7]\n'))
+    grid = load_toml(write(tmp_path, '[grid]\ntask = "add"\nmax = [12, 14]\n'))
     assert grid.parts == [] and len(expand(grid).cells) == 2
 
 
@@ -123,7 +123,7 @@ def test_bad_experiment_files_are_refused_in_one_line(tmp_path: Path, text: str,
 def test_experiment_runs_its_grid_and_writes_a_report_from_the_runs(tmp_path: Path) -> None:
     path = write(tmp_path, EXPERIMENT)
     results = tmp_path / "results"
-    stray = bench("run", "--task", "add", "--max", "5", "--steps", "10", "--d-model", "16", "--layers", "1",
+    stray = bench("run", "--task", "add", "--max", "12", "--steps", "10", "--d-model", "16", "--layers", "1",
                   "--eval-size", "64", "--quiet", "--results", str(results))
     assert stray.exit_code == 0, stray.output
     result = bench("experiment", str(path), "--quiet", "--results", str(results))
@@ -143,10 +143,10 @@ def test_experiment_runs_its_grid_and_writes_a_report_from_the_runs(tmp_path: Pa
     leaderboard = [line for line in board if line.count("|") > 10]
     assert len(leaderboard) == 3
     assert all(s["state"] == "finished" for s in statuses.values())
-    # A real result: gpt learns add mod 20 (both seeds reach the 0.95 target), so its frontier is at
-    # least 20; the table's mean is the mean of the runs' own stored accuracies.
-    assert re.search(r"\| add \| gpt \|  \| (20|30) \| 30 \| 20:1.00 30:\d\.\d\d \|", report), report
-    for scale in (20, 30):
+    # A real result: gpt learns add mod 50 (both seeds reach the 0.95 target), so its frontier is at
+    # least 50; the table's mean is the mean of the runs' own stored accuracies.
+    assert re.search(r"\| add \| gpt \|  \| (50|60) \| 60 \| 50:1.00 60:\d\.\d\d \|", report), report
+    for scale in (50, 60):
         stored = [s["accuracy"] for rid, s in statuses.items() if by_id[rid] == ("gpt", scale)]
         row = next(line for line in leaderboard if line.startswith(f"| add | {scale} | gpt |"))
         assert row.split("|")[6].strip() == f"{sum(stored) / len(stored):.3f}"

@@ -32,7 +32,7 @@ RUN_FILES = {"spec.json", "status.json", "curve.json", "evaluation.json", "envir
 
 
 def spec_for(
-    *, max_value: int = 20, d_model: int = 64, layers: int = 1, lr: float = 1e-2, **train: Any
+    *, max_value: int = 50, d_model: int = 64, layers: int = 1, lr: float = 1e-2, **train: Any
 ) -> RunSpec:
     settings = {"steps": 1000, "batch": 128, "eval_every": 25, "eval_size": 400, "monitor_size": 400,
                 "target": 0.95, "seed": 0, **train}
@@ -270,7 +270,7 @@ def test_a_foreign_checkpoint_is_refused_safely(tmp_path: Path, kind: str) -> No
 def test_train_size_trains_on_a_fixed_set_disjoint_from_evaluation(tmp_path: Path) -> None:
     spec = short_spec(train_size=48, steps=30)
     cfg = spec.train_config
-    task = make_task("add", 20)
+    task = make_task("add", 50)
     fixed = fixed_training_set(task, cfg)
     assert fixed is not None and len(fixed) == 48
     assert np.array_equal(fixed.questions, fixed_training_set(task, cfg).questions)  # same seed, same set

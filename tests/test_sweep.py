@@ -28,7 +28,7 @@ THINKER = "think_fixed_blind_super"
 TINY = ["--steps", "20", "--eval-every", "10", "--eval-size", "64", "--batch", "32", "--d-model", "16",
         "--layers", "1", "--heads", "2"]
 # The acceptance sweep: gpt and a thinker on add, three scales, three seeds.
-ACCEPTANCE = ["sweep", "--task", "add", "--solver", f"gpt,{THINKER}", "--max", "5,7,11", "--thoughts", "2",
+ACCEPTANCE = ["sweep", "--task", "add", "--solver", f"gpt,{THINKER}", "--max", "12,14,16", "--thoughts", "2",
               "--seeds", "0-2", "--eval-thoughts", "0,1,2", *TINY]
 
 
@@ -84,7 +84,7 @@ def test_any_setting_is_an_axis_run_options_task_params_solver_options():
     assert len(expansion.cells) == 8
     assert {(c.spec.model["d_model"], c.spec.model["layers"]) for c in expansion.cells} == {(16, 1), (16, 2), (32, 1), (32, 2)}
     assert {c.spec.task_params["base"] for c in expansion.cells} == {2, 10}
-    assert all(c.spec.optim == {"lr": 0.01, "weight_decay": 0.1, "grad_clip": 1.0} for c in expansion.cells)
+    assert all(c.spec.optim == {"lr": 0.01, "weight_decay": 0.1, "grad_clip": 1.0, "warmup": 0} for c in expansion.cells)
     assert expansion.varying == ["d_model", "layers", "base"]
     estimators = expand(grid(task="add", solver=["gpt", THINKER], estimator=["reinforce", "gumbel"]))
     assert len(estimators.cells) == 1 + 2  # a solver option multiplies only the solver that has it
@@ -92,7 +92,7 @@ def test_any_setting_is_an_axis_run_options_task_params_solver_options():
 
 def test_toml_file_and_command_line_override(tmp_path):
     path = tmp_path / "s.toml"
-    path.write_text('name = "demo"\n[grid]\ntask = "add"\nmax = [5, 7]\nseed = [0, 1, 2]\nd_model = 16\n'
+    path.write_text('name = "demo"\n[grid]\ntask = "add"\nmax = [12, 14]\nseed = [0, 1, 2]\nd_model = 16\n'
                     'eval_thoughts = [0, 2]\n')
     from_file = load_toml(path)
     assert from_file.name == "demo" and from_file.axes["eval_thoughts"] == [[0, 2]]  # one list, not an axis
@@ -176,7 +176,7 @@ def test_pool_sweep_interrupted_by_sigint_resumes_without_rerunning(tmp_path):
     """A real `bench sweep --jobs 2` process, stopped with SIGINT once a cell has finished and another
     is mid-training; the same command (here in process) then finishes the rest."""
     root = tmp_path / "results"
-    args = ["sweep", "--task", "add", "--max", "5,7,11", "--seeds", "0-1", "--steps", "300", "--eval-every", "20",
+    args = ["sweep", "--task", "add", "--max", "12,14,16", "--seeds", "0-1", "--steps", "300", "--eval-every", "20",
             "--eval-size", "64", "--batch", "32", "--d-model", "16", "--layers", "1", "--heads", "2",
             "--quiet", "--results", str(root)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -230,7 +230,7 @@ def test_acceptance_sweep_on_a_local_ray_instance(tmp_path, local_ray):
     assert "18 trained" in result.stderr and "on ray with 2 job(s)" in result.stderr.replace("\n", " ")
     assert set(states(root).values()) == {"finished"} and len(states(root)) == 18
     # The same cells as the local executor: the same run ids, so the store is shared.
-    local = {c.run_id for c in expand(grid(task="add", solver=["gpt", THINKER], max=["5", "7", "11"], thoughts=["2"],
+    local = {c.run_id for c in expand(grid(task="add", solver=["gpt", THINKER], max=["12", "14", "16"], thoughts=["2"],
                                            seed=["0", "1", "2"], eval_thoughts=["0,1,2"], steps="20", eval_every="10",
                                            eval_size="64", batch="32", d_model="16", layers="1", heads="2")).cells}
     assert set(states(root)) == local

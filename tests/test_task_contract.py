@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import Batch, Task, make_task, split_of, stream_rng, task_names
+from tasks import Batch, Task, make_task, stream_rng, task_names
 
 # A couple of small scales per known task (small = many repeated questions, the hard case for split
 # disjointness). A task not listed here is tested at its default scale.
 SMALL_SCALES: dict[str, tuple[int, ...]] = {
-    "add": (5, 37, 100),
+    "add": (12, 37, 100),  # below 9 the test split of add is empty
     "multiadd": (5, 37),
     "sort": (4, 30),
     "graph": (4, 8),
@@ -65,7 +65,7 @@ def test_some_tasks_registered() -> None:
 @given(seed=SEEDS, data=st.data())
 def test_same_seed_same_problems(name: str, seed: int, data: st.DataObject) -> None:
     task = draw_task(data, name)
-    split = data.draw(st.sampled_from(["train", "eval"]), label="split")
+    split = data.draw(st.sampled_from(["train", "monitor", "test"]), label="split")
     first = task.sample(stream_rng(seed, split), N, split)
     assert_same(first, task.sample(stream_rng(seed, split), N, split))
     # ...and a rebuilt task (as `bench verify` or a resumed run builds it) gives the same problems.
@@ -101,7 +101,7 @@ def test_shapes_vocabulary_and_meta(name: str, seed: int, data: st.DataObject) -
 @given(seed=SEEDS, data=st.data())
 def test_verify_accepts_reference_answers(name: str, seed: int, data: st.DataObject) -> None:
     task = draw_task(data, name)
-    batch = task.sample(stream_rng(seed, "eval"), N, "eval")
+    batch = task.sample(stream_rng(seed, "test"), N, "test")
     accepted = task.verify_batch(batch.questions, batch.answers)
     assert accepted.shape == (N,) and accepted.dtype == bool
     assert accepted.all()
@@ -111,7 +111,7 @@ def test_verify_accepts_reference_answers(name: str, seed: int, data: st.DataObj
 @pytest.mark.parametrize("name", task_names())
 def test_verify_json_rejects_junk_without_raising(name: str) -> None:
     task = build(name, scales(name)[-1])
-    batch = task.sample(stream_rng(1, "eval"), 4, "eval")
+    batch = task.sample(stream_rng(1, "test"), 4, "test")
     for question in batch.questions:
         problem = task.problem_json(question)
         for junk in ("garbage", {"x": 1}, [-999], -999, 3.5, [[1, 2], [3]]):
@@ -121,16 +121,31 @@ def test_verify_json_rejects_junk_without_raising(name: str) -> None:
 @pytest.mark.parametrize("name", task_names())
 @settings(max_examples=3, deadline=None)
 @given(seed=SEEDS)
-def test_train_and_eval_are_disjoint(name: str, seed: int) -> None:
+def test_train_monitor_and_test_are_disjoint(name: str, seed: int) -> None:
     # The smallest scale repeats questions most often: if splits leaked, they would collide here.
     task = build(name, scales(name)[0])
-    train = task.sample(stream_rng(seed, "train"), 1500, "train")
-    evaluation = task.sample(stream_rng(seed + 1, "eval"), 150, "eval")
-    assert not split_of(train.questions).any()
-    assert split_of(evaluation.questions).all()
-    train_rows = {row.tobytes() for row in np.ascontiguousarray(train.questions)}
-    eval_rows = {row.tobytes() for row in np.ascontiguousarray(evaluation.questions)}
-    assert not train_rows & eval_rows
+    drawn = {split: task.sample(stream_rng(seed + i, split), 1500 if split == "train" else 150, split)
+             for i, split in enumerate(("train", "monitor", "test"))}
+    for split, batch in drawn.items():
+        assert task.split_mask(batch.questions, split).all()
+    canonical = {
+        split: {row.tobytes() for row in np.ascontiguousarray(task.canonical_questions(batch.questions))}
+        for split, batch in drawn.items()
+    }
+    assert not canonical["train"] & canonical["test"]
+    assert not canonical["train"] & canonical["monitor"]
+    assert not canonical["monitor"] & canonical["test"]
+
+
+@pytest.mark.parametrize("name", task_names())
+@settings(max_examples=3, deadline=None)
+@given(seed=SEEDS)
+def test_distinct_problems_are_distinct_and_of_their_split(name: str, seed: int) -> None:
+    task = build(name, scales(name)[0])
+    batch, _ = task.distinct_problems(stream_rng(seed, "test"), 300, "test")
+    assert task.split_mask(batch.questions, "test").all()
+    keys = [row.tobytes() for row in np.ascontiguousarray(task.canonical_questions(batch.questions))]
+    assert len(keys) == len(set(keys)) == len(batch)
 
 
 @pytest.mark.parametrize("name", task_names())
@@ -138,7 +153,7 @@ def test_train_and_eval_are_disjoint(name: str, seed: int) -> None:
 @given(seed=SEEDS, data=st.data())
 def test_jsonl_round_trip(name: str, seed: int, data: st.DataObject) -> None:
     task = draw_task(data, name)
-    batch = task.sample(stream_rng(seed, "eval"), 8, "eval")
+    batch = task.sample(stream_rng(seed, "test"), 8, "test")
     lines = task.to_jsonl(batch).splitlines()
     assert len(lines) == len(batch)
     for i, line in enumerate(lines):
