@@ -13,6 +13,7 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import user_errors_exit
+from bench.records import shown_state
 from bench.spec import TrainConfig
 from bench.sweep import parse_budgets
 from bench.store import RunDir, find_run, load_checkpoint, readable_root, results_root
@@ -89,7 +90,8 @@ def run(
     think_layer: Optional[int] = typer.Option(None, "--think-layer", help="Continuous: layer whose hidden state is fed back."),
     opt: Optional[list[str]] = typer.Option(None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."),
     init: Optional[str] = typer.Option(None, help="Warm-start from a finished run's model (run id)."),
-    force: bool = typer.Option(False, help="Retrain even if this exact spec has finished."),
+    force: bool = typer.Option(False, help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete)."),
+    wait: bool = typer.Option(False, "--wait", help="If another process is training this exact spec, wait for it instead of stopping (exit 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     results: Optional[str] = ResultsOption,
 ) -> None:
@@ -120,11 +122,15 @@ def run(
     check_stored_files(RunDir(root, spec.run_id), force)
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
     progress, bar = train_progress(steps, quiet)
-    last = {"time": None, "step": 0}
+    last: dict[str, Any] = {"time": None, "step": 0, "shown": False}
 
     def on_progress(step: int, metrics: dict[str, Any]) -> None:
         import time
 
+        if not last["shown"]:  # drawn from the first step: a refusal before training is one line alone
+            assert progress is not None
+            progress.start()
+            last["shown"] = True
         now = time.perf_counter()
         if last["time"] is None:
             last["time"], last["step"] = now, step
@@ -135,14 +141,14 @@ def run(
                         acc="-" if accuracy is None else f"{accuracy:.3f}", rate=f"{rate:.1f}")
 
     try:
-        if progress is not None:
-            with progress:
-                run_dir, status, cached = start_run(spec, root, force, on_progress)
-        else:
-            run_dir, status, cached = start_run(spec, root, force)
+        run_dir, status, cached = start_run(spec, root, force, on_progress if progress is not None else None,
+                                             wait=wait, notify=lambda line: err_console.print(line))
     except RunInterrupted as stop:
         err_console.print(str(stop))
         raise typer.Exit(130) from None
+    finally:
+        if last["shown"] and progress is not None:
+            progress.stop()
     if cached:
         err_console.print(f"already finished: showing the stored result (use --force to retrain)")
     show_run(run_dir.run_id, root)
@@ -161,7 +167,12 @@ def show_run(run_id: str, root: Any) -> None:
     header.add_row("model", f"{spec['model']}")
     header.add_row("train", f"steps {spec['train']['steps']}, batch {spec['train']['batch']}, lr {spec['optim']['lr']}, "
                    f"wd {spec['optim']['weight_decay']}, seed {spec['train']['seed']}, device {spec['device']}")
-    header.add_row("state", f"{status.get('state')} at step {status.get('step')} ({status.get('elapsed', 0):.1f} s training)")
+    state = shown_state(status)
+    if state == "stale":
+        state = f"stale (was running as pid {status['pid']}, now gone; run it again to resume)"
+    elif state == "running" and status.get("pid"):
+        state = f"running (pid {status['pid']} on {status.get('host')})"
+    header.add_row("state", f"{state} at step {status.get('step')} ({status.get('elapsed') or 0:.1f} s training)")
     if status.get("parameters"):
         header.add_row("parameters", f"{status['parameters']:,}")
     if status.get("steps_to_target"):
@@ -173,7 +184,7 @@ def show_run(run_id: str, root: Any) -> None:
         for column in ("step", "loss", "accuracy", "elapsed s"):
             table.add_column(column, justify="right")
         for row in points:
-            table.add_row(str(row["step"]), f"{row.get('loss', float('nan')):.4f}", f"{row['accuracy']:.3f}", f"{row['elapsed']:.1f}")
+            table.add_row(str(row["step"]), f"{row['loss'] if row.get('loss') is not None else float('nan'):.4f}", f"{row['accuracy']:.3f}", f"{row['elapsed']:.1f}")
         console.print(table)
     if evaluation:
         print_evaluation(evaluation)

@@ -59,10 +59,13 @@ class ModelConfig:
     heads: int = 4
     """Attention heads; must divide d_model."""
 
+    LIMITS = {"d_model": 16_384, "layers": 256, "heads": 256}  # beyond these: allocation failures
+
     def validate(self) -> None:
         for name in ("d_model", "layers", "heads"):
-            if getattr(self, name) < 1:
-                raise SolverError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
+            value = getattr(self, name)
+            if not 1 <= value <= self.LIMITS[name]:
+                raise SolverError(f"--{name.replace('_', '-')}={value} is out of range; valid: 1 to {self.LIMITS[name]:,}")
         if self.d_model % self.heads:
             raise SolverError(f"--heads={self.heads} does not divide --d-model={self.d_model}")
 
