@@ -16,7 +16,7 @@ from bench.errors import user_errors_exit
 from bench.records import shown_state
 from bench.spec import TrainConfig
 from bench.sweep import parse_budgets
-from bench.store import RunDir, find_run, load_checkpoint, readable_root, results_root
+from bench.store import RunDir, RunLock, RunLocked, find_run, load_checkpoint, readable_root, results_root
 from tasks.registry import parse_assignments
 
 console = Console()
@@ -120,6 +120,9 @@ def run(
         OptimConfig(lr=lr, weight_decay=weight_decay), train, device, init_id,
     )
     check_stored_files(RunDir(root, spec.run_id), force)
+    holder = None if wait else RunLock(root, spec.run_id).held_by()
+    if holder:  # refused before any other output; start_run takes the lock for real
+        raise RunLocked(f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process")
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
     progress, bar = train_progress(steps, quiet)
     last: dict[str, Any] = {"time": None, "step": 0, "shown": False}

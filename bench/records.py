@@ -70,10 +70,14 @@ def _str(value: Any, what: str) -> str:
     return value
 
 
-def _interval(record: dict[str, Any], what: str) -> None:
-    """accuracy, low, high: numbers in [0, 1] with low <= accuracy <= high."""
-    acc, low, high = (_number(record.get(k), f"{what}.{k}", 0.0, 1.0) for k in ("accuracy", "low", "high"))
-    if not low <= acc <= high:
+def _interval(record: dict[str, Any], what: str, optional_bounds: bool = False, bracket: bool = True) -> None:
+    """accuracy, low, high: numbers in [0, 1] with low <= accuracy <= high (the bounds may be absent
+    where `optional_bounds`)."""
+    acc = _number(record.get("accuracy"), f"{what}.accuracy", 0.0, 1.0)
+    if optional_bounds and record.get("low") is None and record.get("high") is None:
+        return
+    low, high = (_number(record.get(k), f"{what}.{k}", 0.0, 1.0) for k in ("low", "high"))
+    if bracket and not low <= acc <= high:
         raise _Bad(f"{what}: interval {low}-{high} does not contain accuracy {acc}")
 
 
@@ -139,7 +143,7 @@ def check_status(value: Any) -> dict[str, Any]:
     if status.get("host") is not None:
         _str(status["host"], "host")
     if status["state"] == "finished":
-        _interval(status, "status")
+        _interval(status, "status", optional_bounds=True)
         if status.get("steps_to_target") is not None:
             _int(status["steps_to_target"], "steps_to_target", 1)
         if status.get("parameters") is not None:
@@ -161,17 +165,17 @@ def check_curve(value: Any) -> list[dict[str, Any]]:
     return value
 
 
-def _check_scores(entry: Any, what: str) -> None:
+def _check_scores(entry: Any, what: str, bracket: bool = True) -> None:
     entry = _dict(entry, what)
     overall = _dict(entry.get("overall"), f"{what}.overall")
-    _interval(overall, f"{what}.overall")
+    _interval(overall, f"{what}.overall", bracket=bracket)
     _int(overall.get("n"), f"{what}.overall.n", 1)
     if entry.get("thoughts") is not None:
         _int(entry["thoughts"], f"{what}.thoughts")
     for key, rows in _dict(entry.get("by"), f"{what}.by").items():
         for i, row in enumerate(_list(rows, f"{what}.by.{key}")):
             _dict(row, f"{what}.by.{key}[{i}]")
-            _interval(row, f"{what}.by.{key}[{i}]")
+            _interval(row, f"{what}.by.{key}[{i}]", bracket=bracket)
             _int(row.get("n"), f"{what}.by.{key}[{i}].n")
             _int(row.get("bucket"), f"{what}.by.{key}[{i}].bucket", None)
 
@@ -180,7 +184,7 @@ def check_evaluation(value: Any) -> dict[str, Any]:
     evaluation = _dict(value, "evaluation")
     _check_scores(evaluation.get("final"), "final")
     for i, entry in enumerate(_list(evaluation.get("budgets", []), "budgets")):
-        _check_scores(entry, f"budgets[{i}]")
+        _check_scores(entry, f"budgets[{i}]", bracket=False)  # ranges only
     for key, item in _dict(evaluation.get("diagnostics") or {}, "diagnostics").items():
         values = item if isinstance(item, list) else [item]
         for v in values:

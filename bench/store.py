@@ -25,6 +25,7 @@ from typing import Any, Callable
 from bench.errors import UserError
 
 RUNS_DIR = "runs"
+LOCKS_DIR = "locks"  # one lock file per run id, kept (removing one would race with its next taker)
 
 
 def _file_mode() -> int:
@@ -37,6 +38,10 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
+class StoreWriteError(UserError, OSError):
+    """A store file that cannot be written: one line for the user, still an OSError for callers."""
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `path` atomically; a folder we cannot write (immutable, full, a file in the way) is a
     one-line UserError naming it."""
@@ -44,7 +49,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
+        raise StoreWriteError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
@@ -55,8 +60,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise UserError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
+        if isinstance(exc, OSError) and not isinstance(exc, StoreWriteError):
+            raise StoreWriteError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
         raise
 
 
@@ -193,18 +198,18 @@ class RunLocked(UserError):
 
 
 class RunLock:
-    """An exclusive lock on one run: runs/.<id>.lock, holding the owner's pid, host and start time.
+    """An exclusive lock on one run: RESULTS/locks/<id>.lock, holding the owner's pid, host and start time.
 
     The lock is an flock on that file, so the kernel drops it when its owner dies (kill -9, a crash):
     a lock left behind is stale by construction and is simply taken over. Where flock is missing
     (not POSIX) the file itself is the lock (O_EXCL) and a lock whose owner was on this host and is
-    gone is stale and removed. The file lives beside the run folder, not in it, so a --force retrain
+    gone is stale and removed. The file lives outside the run folder, so a --force retrain
     can swap folders under it and an immutable run folder is reported as such, not as a lock failure.
     """
 
     def __init__(self, root: Path, run_id: str) -> None:
         self.run_id = run_id
-        self.path = root / RUNS_DIR / f".{run_id}.lock"
+        self.path = root / LOCKS_DIR / f"{run_id}.lock"
         self.fd: int | None = None
 
     def holder(self) -> str:
@@ -213,6 +218,23 @@ class RunLock:
             return f"pid {int(info['pid'])} on host {info['host']} (since {info.get('since', '?')})"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
+
+    def held_by(self) -> str | None:
+        """Who holds the lock now (None: nobody), without taking it; for a one-line refusal up front."""
+        try:
+            import fcntl
+
+            fd = os.open(self.path, os.O_RDONLY)
+        except (ImportError, OSError):  # no lock file yet, or not POSIX: acquire() decides
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        except BlockingIOError:
+            return self.holder()
+        finally:
+            os.close(fd)
 
     def acquire(self, wait: bool = False, notify: Callable[[str], None] | None = None) -> RunLock:
         from bench.records import owner
