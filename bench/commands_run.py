@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli import app
-from bench.errors import user_errors_exit
+from bench.errors import UserError, user_errors_exit
 from bench.records import shown_state
 from bench.spec import TrainConfig
 from bench.sweep import parse_budgets
@@ -34,13 +34,27 @@ def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> 
 
 
 def check_stored_files(stored: RunDir, force: bool) -> None:
-    """Read what `start_run` will read of an existing run folder, so that a corrupt spec, status or
-    checkpoint is a one-line error before any other output (start_run checks again, for other callers)."""
+    """Read what `start_run` and the result display will read of an existing run folder, so that a
+    bad spec, status, curve, evaluation or checkpoint is one line before any other output (every read
+    is validated: bench/records.py; start_run checks again, for other callers)."""
     if not stored.exists():
         return
     stored.read("spec.json")
-    if not force and stored.status().get("state") != "finished" and stored.file("checkpoint.pt").exists():
+    finished = stored.status().get("state") == "finished"
+    if finished and not force:  # the stored result will be shown
+        stored.read("curve.json")
+        stored.read("evaluation.json")
+    elif not force and stored.file("checkpoint.pt").exists():  # it will resume from the checkpoint
         load_checkpoint(stored.file("checkpoint.pt"))
+
+
+def check_init_source(root: Any, init: str) -> str:
+    """The run id for --init: a finished run whose checkpoint loads (one line otherwise, up front)."""
+    source = find_run(root, init)
+    if source.status().get("state") != "finished":
+        raise UserError(f"--init {init}: that run has not finished")
+    load_checkpoint(source.file("checkpoint.pt"))
+    return source.run_id
 
 
 def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
@@ -108,7 +122,7 @@ def run(
          "epsilon": epsilon, "think_layer": think_layer},
         opt,
     )
-    init_id = find_run(root, init).run_id if init else None
+    init_id = check_init_source(root, init) if init else None
     train = TrainConfig(
         steps=steps, batch=batch, target=target, eval_every=eval_every, eval_size=eval_size,
         monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,

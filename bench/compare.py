@@ -75,7 +75,7 @@ def scale_of(task: str, params: dict[str, Any]) -> Any:
     return params.get(scale_param_of(task))
 
 
-def load_runs(root: Path, warn: bool = False) -> tuple[pd.DataFrame, list[str]]:
+def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """One row per run folder under root/runs (columns RUN_COLUMNS) and the ids of unreadable ones.
 
     Reads every folder through the one validated reader (bench.records.scan_runs); never writes. A
@@ -84,7 +84,7 @@ def load_runs(root: Path, warn: bool = False) -> tuple[pd.DataFrame, list[str]]:
     """
     from bench.records import scan_runs, shown_state
 
-    records, unreadable = scan_runs(Path(root), warn=warn)  # compare names them in its notes instead
+    records, unreadable = scan_runs(Path(root), warn=warn)  # each bad folder: one warning line naming it
     rows: list[dict[str, Any]] = []
     for record in records:
         spec, status = record.spec, record.status
@@ -288,7 +288,7 @@ def frontier_board(
     largest scale tested, the success rate at each scale and the AUC (definitions: bench/frontier.py)."""
     from bench.frontier import curve_key, frontier_table
 
-    runs, _ = load_runs(root, warn=True)
+    runs, _ = load_runs(root)
     runs = only_runs(runs, run_ids)
     finished = filter_runs(runs, task, solver, None)
     finished = finished[finished["state"] == "finished"].copy()

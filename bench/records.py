@@ -281,11 +281,11 @@ def load_record(folder: Path) -> RunRecord:
     if folder.name != run_id:
         raise StoreError(f"{folder} is not named after its spec's hash {run_id} (a copied or edited run folder)")
     status_path = folder / "status.json"
-    status = read_validated(status_path) if status_path.is_file() else {"state": "new", "step": 0}
+    status = read_validated(status_path) if status_path.exists() else {"state": "new", "step": 0}
     evaluation = None
     if status["state"] == "finished":
         evaluation_path = folder / "evaluation.json"
-        if not evaluation_path.is_file():
+        if not evaluation_path.exists():
             raise StoreError(f"{folder} says finished but has no evaluation.json")
         evaluation = read_validated(evaluation_path)
     return RunRecord(run_id, folder, spec, status, evaluation)
