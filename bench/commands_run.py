@@ -16,7 +16,7 @@ from bench.errors import UserError, user_errors_exit
 from bench.records import shown_state
 from bench.spec import TrainConfig
 from bench.sweep import parse_budgets
-from bench.store import RunDir, RunLock, RunLocked, find_run, load_checkpoint, readable_root, results_root
+from bench.store import RunDir, RunLock, RunLocked, check_writable, find_run, load_checkpoint, readable_root, results_root
 from tasks.registry import parse_assignments
 
 console = Console()
@@ -133,7 +133,10 @@ def run(
         ModelConfig(d_model=d_model, layers=layers, heads=heads),
         OptimConfig(lr=lr, weight_decay=weight_decay), train, device, init_id,
     )
-    check_stored_files(RunDir(root, spec.run_id), force)
+    stored = RunDir(root, spec.run_id)
+    check_stored_files(stored, force)
+    if stored.exists() and (force or stored.status().get("state") != "finished"):  # it will be written
+        check_writable(stored.path, "run folder")
     holder = None if wait else RunLock(root, spec.run_id).held_by()
     if holder:  # refused before any other output; start_run takes the lock for real
         raise RunLocked(f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process")

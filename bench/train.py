@@ -351,7 +351,8 @@ def start_run(
                 if not force:
                     return run_dir, status, True
                 target = RunDir(root, spec.run_id, retrain_path(root, spec.run_id))
-            start_over = force  # unfinished: no finished result to keep, so start over in place
+            else:
+                start_over = force  # unfinished: no finished result to keep, so start over in place
         check_writable(target.path, "run folder")  # before any training, not at its first checkpoint
         for name in ("checkpoint.pt", "curve.json", "evaluation.json", "status.json") if start_over else ():
             run_dir.file(name).unlink(missing_ok=True)
