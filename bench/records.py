@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from bench.errors import UserError
+from bench.errors import COMMAND_RESETS, UserError
 
 STATES = ("running", "interrupted", "finished")
 
@@ -292,10 +292,11 @@ def load_record(folder: Path) -> RunRecord:
 
 
 _warned: set[str] = set()
+COMMAND_RESETS.append(_warned.clear)  # once per folder per command
 
 
 def warn_skipped(folder: Path, reason: str) -> None:
-    """One warning line per bad folder per process, on stderr."""
+    """One warning line per bad folder per command, on stderr."""
     if str(folder) not in _warned:
         _warned.add(str(folder))
         print(f"warning: skipped run folder {folder.name}: {reason}", file=sys.stderr)

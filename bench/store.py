@@ -248,9 +248,13 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
         except OSError as exc:
             raise UserError(f"cannot create the run lock {self.path} ({exc.strerror or type(exc).__name__})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for _ in range(5):  # a few tries: held_by() of another command takes it for microseconds
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.05)
+        else:
             holder = self.holder()
             if not wait:
                 os.close(fd)
