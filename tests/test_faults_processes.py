@@ -73,7 +73,7 @@ def gone(pid: int) -> bool:
 
 def test_kill_9_at_random_points_then_rerun_resumes_and_finishes(tmp_path: Path) -> None:
     rng = random.Random(15)
-    args = ["run", *[a if a != "20" else "400" for a in RUN_ARGS], "--seed", "3"]
+    args = ["run", *[a if a != "20" else "150" for a in RUN_ARGS], "--seed", "3"]
     for _ in range(1):
         process = spawn(tmp_path, *args)
         wait_for(lambda: at_step(tmp_path, rng.choice([10, 20, 30, 40])) or process.poll() is not None, what="training")
