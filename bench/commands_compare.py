@@ -86,9 +86,7 @@ def notes_text(notes: dict[str, Any]) -> list[str]:
     if notes["unfinished"]:
         states = ", ".join(f"{count} {state}" for state, count in notes["unfinished"].items())
         lines.append(f"not counted: {sum(notes['unfinished'].values())} unfinished runs ({states})")
-    if notes["unreadable"]:
-        shown = ", ".join(notes["unreadable"][:5]) + (" ..." if len(notes["unreadable"]) > 5 else "")
-        lines.append(f"skipped {len(notes['unreadable'])} unreadable run folders: {shown}")
+    # Bad run folders were each named in one warning line when read (bench.records.scan_runs).
     return lines
 
 

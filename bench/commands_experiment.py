@@ -30,8 +30,8 @@ def experiment(
     Example: bench experiment experiments/add_solvers.toml
     """
     from bench.commands_sweep import run_plan, stopped
-    from bench.experiment import write_report
-    from bench.store import results_root
+    from bench.experiment import report_dir, write_report
+    from bench.store import check_writable, results_root
     from bench.sweep import load_experiment
 
     if jobs is not None and jobs < 1:
@@ -39,7 +39,8 @@ def experiment(
     plan, options = load_experiment(file)
     plan.name = plan.name or file.stem
     root = results_root(results)
-    result = run_plan(plan, root, jobs, "local", None, quiet, options["min_rate"], dry_run, train=not report_only)
+    result = run_plan(plan, root, jobs, "local", None, quiet, options["min_rate"], dry_run, train=not report_only,
+                      before_training=lambda label: check_writable(report_dir(root, label), "experiment report folder"))
     if result is None:
         return
     expansion, label, counts = result

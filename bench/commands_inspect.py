@@ -63,6 +63,8 @@ def inspect(
     except (RuntimeError, KeyError, ValueError) as exc:
         raise UserError(f"checkpoint {checkpoint} does not fit this run's solver ({type(exc).__name__})") from None
 
+    if thoughts is not None and solver.thought_budget() is None:
+        raise UserError(f"--thoughts {thoughts}: run {run_dir.run_id} is a {spec.solver} run, which does not think; leave --thoughts out")
     held_out = held_out_problems(task, spec.train_config)
     # --wrong looks further into the held-out set for enough wrong answers.
     pool = held_out if wrong else held_out.take(slice(0, min(n, len(held_out))))

@@ -28,7 +28,7 @@ def plot(
     """
     from bench.frontier import run_table
     from bench.plots import KINDS, make_plots
-    from bench.store import find_run, results_root
+    from bench.store import check_writable, find_run, results_root
     from bench.sweep import read_record
 
     kinds = [k.strip() for k in kind.split(",") if k.strip()]
@@ -36,6 +36,7 @@ def plot(
     if bad or not kinds:
         raise UserError(f"--kind {kind!r} is not valid; valid: {', '.join(KINDS)} (comma-separated)")
     root = results_root(results)
+    out_dir = check_writable(out if out is not None else root / "plots", "--out folder")
     wanted: set[str] | None = None
     prefix = ""
     if run_ids:
@@ -56,7 +57,6 @@ def plot(
     if runs.empty:
         where = f"sweep {sweep}" if sweep else (f"runs {', '.join(sorted(wanted))}" if wanted else str(root))
         raise UserError(f"no finished runs to plot in {where}" + (f" for task {task}" if task else "") + (f" and solver {solver}" if solver else ""))
-    out_dir = out if out is not None else root / "plots"
     paths = make_plots(runs, root, out_dir, kinds, prefix)
     if not paths:
         raise UserError(f"nothing to draw for --kind {kind}: no run has a thought budget (budget needs thinkers)")

@@ -12,10 +12,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli import app
-from bench.errors import user_errors_exit
+from bench.errors import UserError, user_errors_exit
+from bench.records import shown_state
 from bench.spec import TrainConfig
 from bench.sweep import parse_budgets
-from bench.store import RunDir, find_run, load_checkpoint, readable_root, results_root
+from bench.store import RunDir, RunLock, RunLocked, check_writable, find_run, load_checkpoint, readable_root, results_root
 from solvers.base import ModelConfig, OptimConfig
 from tasks.registry import parse_assignments
 
@@ -34,13 +35,27 @@ def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> 
 
 
 def check_stored_files(stored: RunDir, force: bool) -> None:
-    """Read what `start_run` will read of an existing run folder, so that a corrupt spec, status or
-    checkpoint is a one-line error before any other output (start_run checks again, for other callers)."""
+    """Read what `start_run` and the result display will read of an existing run folder, so that a
+    bad spec, status, curve, evaluation or checkpoint is one line before any other output (every read
+    is validated: bench/records.py; start_run checks again, for other callers)."""
     if not stored.exists():
         return
     stored.read("spec.json")
-    if not force and stored.status().get("state") != "finished" and stored.file("checkpoint.pt").exists():
+    finished = stored.status().get("state") == "finished"
+    if finished and not force:  # the stored result will be shown
+        stored.read("curve.json")
+        stored.read("evaluation.json")
+    elif not force and stored.file("checkpoint.pt").exists():  # it will resume from the checkpoint
         load_checkpoint(stored.file("checkpoint.pt"))
+
+
+def check_init_source(root: Any, init: str) -> str:
+    """The run id for --init: a finished run whose checkpoint loads (one line otherwise, up front)."""
+    source = find_run(root, init)
+    if source.status().get("state") != "finished":
+        raise UserError(f"--init {init}: that run has not finished")
+    load_checkpoint(source.file("checkpoint.pt"))
+    return source.run_id
 
 
 def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
@@ -94,7 +109,8 @@ def run(
     think_layer: Optional[int] = typer.Option(None, "--think-layer", help="Continuous: layer whose hidden state is fed back."),
     opt: Optional[list[str]] = typer.Option(None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."),
     init: Optional[str] = typer.Option(None, help="Warm-start from a finished run's model (run id)."),
-    force: bool = typer.Option(False, help="Retrain even if this exact spec has finished."),
+    force: bool = typer.Option(False, help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete)."),
+    wait: bool = typer.Option(False, "--wait", help="If another process is training this exact spec, wait for it instead of stopping (exit 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     results: Optional[str] = ResultsOption,
 ) -> None:
@@ -110,7 +126,7 @@ def run(
          "epsilon": epsilon, "think_layer": think_layer},
         opt,
     )
-    init_id = find_run(root, init).run_id if init else None
+    init_id = check_init_source(root, init) if init else None
     train = TrainConfig(
         steps=steps, batch=batch, target=target, eval_every=eval_every, eval_size=eval_size,
         monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,
@@ -121,14 +137,24 @@ def run(
         ModelConfig(d_model=d_model, layers=layers, heads=heads, weight_init=weight_init, prompt=prompt),
         OptimConfig(lr=lr, weight_decay=weight_decay, warmup=warmup, grad_clip=grad_clip), train, device, init_id,
     )
-    check_stored_files(RunDir(root, spec.run_id), force)
+    stored = RunDir(root, spec.run_id)
+    check_stored_files(stored, force)
+    if stored.exists() and (force or stored.status().get("state") != "finished"):  # it will be written
+        check_writable(stored.path, "run folder")
+    holder = None if wait else RunLock(root, spec.run_id).held_by()
+    if holder:  # refused before any other output; start_run takes the lock for real
+        raise RunLocked(f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process")
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
     progress, bar = train_progress(steps, quiet)
-    last = {"time": None, "step": 0}
+    last: dict[str, Any] = {"time": None, "step": 0, "shown": False}
 
     def on_progress(step: int, metrics: dict[str, Any]) -> None:
         import time
 
+        if not last["shown"]:  # drawn from the first step: a refusal before training is one line alone
+            assert progress is not None
+            progress.start()
+            last["shown"] = True
         now = time.perf_counter()
         if last["time"] is None:
             last["time"], last["step"] = now, step
@@ -139,14 +165,14 @@ def run(
                         acc="-" if accuracy is None else f"{accuracy:.3f}", rate=f"{rate:.1f}")
 
     try:
-        if progress is not None:
-            with progress:
-                run_dir, status, cached = start_run(spec, root, force, on_progress)
-        else:
-            run_dir, status, cached = start_run(spec, root, force)
+        run_dir, status, cached = start_run(spec, root, force, on_progress if progress is not None else None,
+                                             wait=wait, notify=lambda line: err_console.print(line))
     except RunInterrupted as stop:
         err_console.print(str(stop))
         raise typer.Exit(130) from None
+    finally:
+        if last["shown"] and progress is not None:
+            progress.stop()
     if cached:
         err_console.print(f"already finished: showing the stored result (use --force to retrain)")
     show_run(run_dir.run_id, root)
@@ -165,7 +191,12 @@ def show_run(run_id: str, root: Any) -> None:
     header.add_row("model", f"{spec['model']}")
     header.add_row("train", f"steps {spec['train']['steps']}, batch {spec['train']['batch']}, lr {spec['optim']['lr']}, "
                    f"wd {spec['optim']['weight_decay']}, seed {spec['train']['seed']}, device {spec['device']}")
-    header.add_row("state", f"{status.get('state')} at step {status.get('step')} ({status.get('elapsed', 0):.1f} s training)")
+    state = shown_state(status)
+    if state == "stale":
+        state = f"stale (was running as pid {status['pid']}, now gone; run it again to resume)"
+    elif state == "running" and status.get("pid"):
+        state = f"running (pid {status['pid']} on {status.get('host')})"
+    header.add_row("state", f"{state} at step {status.get('step')} ({status.get('elapsed') or 0:.1f} s training)")
     if status.get("parameters"):
         header.add_row("parameters", f"{status['parameters']:,}")
     if status.get("steps_to_target"):
@@ -179,7 +210,7 @@ def show_run(run_id: str, root: Any) -> None:
         for column in ("step", "loss", "accuracy", "elapsed s"):
             table.add_column(column, justify="right")
         for row in points:
-            table.add_row(str(row["step"]), f"{row.get('loss', float('nan')):.4f}", f"{row['accuracy']:.3f}", f"{row['elapsed']:.1f}")
+            table.add_row(str(row["step"]), f"{row['loss'] if row.get('loss') is not None else float('nan'):.4f}", f"{row['accuracy']:.3f}", f"{row['elapsed']:.1f}")
         console.print(table)
     if evaluation:
         print_evaluation(evaluation)

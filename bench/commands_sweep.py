@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -116,7 +116,8 @@ def sweep(
 
 
 def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,
-             min_rate: float, dry_run: bool, train: bool = True) -> tuple[Any, str, dict[str, int]] | None:
+             min_rate: float, dry_run: bool, train: bool = True,
+             before_training: Callable[[str], None] | None = None) -> tuple[Any, str, dict[str, int]] | None:
     """What `bench sweep` and `bench experiment` share: expand the plan (printing refused cells), list
     it and stop on a dry run (returns None), else write its record and, when `train`, run its cells and
     print the summary. Returns (expansion, sweep name, outcome counts; empty when not trained)."""
@@ -129,7 +130,9 @@ def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_addres
     if dry_run:
         print_cells(expansion)
         return None
-    record = write_record(root, label, plan, expansion)
+    record = write_record(root, label, plan, expansion)  # an unwritable sweeps/ is one line, before training
+    if before_training is not None:  # e.g. the experiment's report folder must be writable
+        before_training(label)
     counts: dict[str, int] = {}
     if train:
         outcomes = execute(expansion, root, jobs, executor, ray_address, quiet, label)

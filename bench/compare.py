@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from bench.frontier import mean_interval  # one definition of the seed interval for compare, plot and sweep
-from bench.store import RUNS_DIR
 
 SORT_KEYS: dict[str, tuple[str, bool]] = {
     # name: (column, ascending)
@@ -76,55 +75,41 @@ def scale_of(task: str, params: dict[str, Any]) -> Any:
     return params.get(scale_param_of(task))
 
 
-def _read_json(path: Path) -> Any:
-    with open(path) as handle:
-        return json.load(handle)
-
-
-def load_runs(root: Path) -> tuple[pd.DataFrame, list[str]]:
+def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """One row per run folder under root/runs (columns RUN_COLUMNS) and the ids of unreadable ones.
 
-    Reads spec.json, status.json and (for n) evaluation.json; never writes. A folder whose spec or
-    status is not valid JSON is listed as unreadable instead of stopping the whole leaderboard.
+    Reads every folder through the one validated reader (bench.records.scan_runs); never writes. A
+    folder with a bad file, or whose name is not its spec's hash (a copy), is listed as unreadable
+    instead of stopping the whole leaderboard or counting as another seed.
     """
+    from bench.records import scan_runs, shown_state
+
+    records, unreadable = scan_runs(Path(root), warn=warn)  # each bad folder: one warning line naming it
     rows: list[dict[str, Any]] = []
-    unreadable: list[str] = []
-    runs = Path(root) / RUNS_DIR
-    folders = sorted(p for p in runs.iterdir() if (p / "spec.json").is_file()) if runs.is_dir() else []
-    for folder in folders:
-        try:
-            spec = _read_json(folder / "spec.json")
-            status = _read_json(folder / "status.json") if (folder / "status.json").is_file() else {"state": "new"}
-            train = spec["train"]
-            task, params = spec["task"], spec["task_params"]
-            n = None
-            if status.get("state") == "finished":
-                float(status["accuracy"]), float(status["low"]), float(status["high"])  # a finished run has a result
-                evaluation_path = folder / "evaluation.json"
-                if evaluation_path.is_file():
-                    n = _read_json(evaluation_path)["final"]["overall"]["n"]
-            rows.append({
-                "run_id": folder.name,
-                "config": config_key(spec),
-                "task": task,
-                "scale": scale_of(task, params),
-                "solver": spec["solver"],
-                "seed": train["seed"],
-                "state": status.get("state", "unknown"),
-                "step": status.get("step"),
-                "accuracy": status.get("accuracy"),
-                "low": status.get("low"),
-                "high": status.get("high"),
-                "n": n,
-                "target": train["target"],
-                "reached_target": status.get("reached_target"),
-                "steps_to_target": status.get("steps_to_target"),
-                "elapsed": status.get("elapsed"),
-                "parameters": status.get("parameters"),
-                "spec": spec,
-            })
-        except (OSError, ValueError, KeyError, TypeError):  # ValueError covers bad JSON
-            unreadable.append(folder.name)
+    for record in records:
+        spec, status = record.spec, record.status
+        train, task = spec["train"], spec["task"]
+        n = record.evaluation["final"]["overall"]["n"] if record.evaluation is not None else None
+        rows.append({
+            "run_id": record.run_id,
+            "config": config_key(spec),
+            "task": task,
+            "scale": scale_of(task, spec["task_params"]),
+            "solver": spec["solver"],
+            "seed": train["seed"],
+            "state": shown_state(status),
+            "step": status.get("step"),
+            "accuracy": status.get("accuracy"),
+            "low": status.get("low"),
+            "high": status.get("high"),
+            "n": n,
+            "target": train["target"],
+            "reached_target": status.get("reached_target"),
+            "steps_to_target": status.get("steps_to_target"),
+            "elapsed": status.get("elapsed"),
+            "parameters": status.get("parameters"),
+            "spec": spec,
+        })
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for column in ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

@@ -32,11 +32,18 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
+# Per-command state to clear when a command starts (e.g. which bad run folders were warned about,
+# so one command warns once per folder and the next command in the same process warns again).
+COMMAND_RESETS: list[Callable[[], None]] = []
+
+
 def user_errors_exit(func: F) -> F:
     """Decorator for CLI commands: user errors become one line on stderr and exit code 2."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for reset in COMMAND_RESETS:
+            reset()
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:

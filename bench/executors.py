@@ -15,12 +15,22 @@ Stopping: `stop()` is polled; once it returns True no new cell starts, and runni
 at their next step boundary and end as "interrupted" (resumable). Local pool workers run in their
 own process group, so a terminal's Ctrl-C reaches only the parent, which tells them through an
 event; Ray tasks are cancelled with `ray.cancel`, which interrupts them the same way.
+
+Dying with the parent: a pool worker whose parent is gone (kill -9, a crash) must not keep training
+(an immediate rerun would train the same cells twice, and the worker would block on its dead parent
+forever). Each worker asks Linux for SIGTERM when its parent dies (PR_SET_PDEATHSIG through ctypes)
+and, on every platform, runs a watchdog thread that notices the parent's pid is gone: the running
+cell checkpoints at its next step boundary (SIGTERM is deferred by the run) and the worker exits,
+at the latest GRACE_S seconds later. A Ray cell on the driver's host stops the same way when the
+driver's pid is gone (Ray itself cleans up a local cluster whose driver died).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -30,6 +40,9 @@ EventHandler = Callable[[str, str, dict[str, Any]], None]
 StopCheck = Callable[[], bool]
 
 PROGRESS_INTERVAL = 0.25  # seconds between progress messages from one worker
+WATCH_INTERVAL = 0.5  # seconds between checks that a worker's parent is alive
+GRACE_S = 30.0  # after the parent died: time to checkpoint before the worker exits regardless
+PR_SET_PDEATHSIG = 1
 EXECUTORS = ("local", "ray")
 
 
@@ -112,13 +125,44 @@ def run_in_process(cells: list[dict[str, Any]], root: Path, threads: int | None,
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(queue: Any, stop_event: Any, threads: int) -> None:
+def _parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send `sig` when our parent dies; False where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker stop when process `parent` is gone (see the module docstring)."""
+    signalled = _parent_death_signal(signal.SIGTERM)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_INTERVAL)
+        _worker["orphan"] = True
+        if not signalled:  # the kernel did not send it: interrupt the running cell ourselves
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(GRACE_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    if os.getppid() != parent:  # died before the signal was set up
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _init_worker(queue: Any, stop_event: Any, threads: int, parent: int) -> None:
     # Own process group: the terminal's Ctrl-C goes to the parent only, which stops us via the event
     # (a second SIGINT from the terminal would abort a run before it checkpoints).
     try:
         os.setpgrp()
     except (AttributeError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
     import torch
 
     torch.set_num_threads(threads)
@@ -126,7 +170,7 @@ def _init_worker(queue: Any, stop_event: Any, threads: int) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    _worker.update(queue=queue, stop=stop_event, threads=threads)
+    _worker.update(queue=queue, stop=stop_event, threads=threads, parent=parent)
 
 
 def _pool_cell(spec_json: dict[str, Any], root: str) -> dict[str, Any]:
@@ -135,7 +179,10 @@ def _pool_cell(spec_json: dict[str, Any], root: str) -> dict[str, Any]:
     def report(kind: str, run_id: str, data: dict[str, Any]) -> None:
         queue.put((kind, run_id, data))
 
-    return execute_cell(spec_json, root, _worker["threads"], report, stop_event.is_set)
+    result = execute_cell(spec_json, root, _worker["threads"], report, stop_event.is_set)
+    if _worker.get("orphan") or os.getppid() != _worker["parent"]:  # checkpointed; nobody is left to take the result
+        os._exit(1)
+    return result
 
 
 def run_pool(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on_event: EventHandler, stop: StopCheck) -> None:
@@ -157,7 +204,7 @@ def run_pool(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, o
             on_event(kind, run_id, data)
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(events, stop_event, threads)) as pool:
+                             initargs=(events, stop_event, threads, os.getpid())) as pool:
         futures = {pool.submit(_pool_cell, spec_json, str(root)): _run_id(spec_json) for spec_json in cells}
         pending = set(futures)
         try:
@@ -186,14 +233,25 @@ def run_pool(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, o
 # ---- Ray (--executor ray) -------------------------------------------------------------------------
 
 
-def _ray_cell(spec_json: dict[str, Any], root: str, threads: int, queue: Any) -> dict[str, Any]:
+def _ray_cell(spec_json: dict[str, Any], root: str, threads: int, queue: Any, driver: dict[str, Any]) -> dict[str, Any]:
+    from bench.records import owner, pid_alive
+
     def report(kind: str, run_id: str, data: dict[str, Any]) -> None:
         try:
             queue.put_nowait((kind, run_id, data))
         except Exception:  # progress is best-effort; the result still comes back
             pass
 
-    return execute_cell(spec_json, root, threads, report)
+    same_host = driver.get("host") == owner()["host"]
+    checked = {"time": 0.0, "gone": False}
+
+    def driver_gone() -> bool:  # on the driver's host: stop (checkpoint) once the driver is gone
+        now = time.monotonic()
+        if same_host and not checked["gone"] and now - checked["time"] >= WATCH_INTERVAL:
+            checked["time"], checked["gone"] = now, not pid_alive(int(driver["pid"]))
+        return checked["gone"]
+
+    return execute_cell(spec_json, root, threads, report, driver_gone)
 
 
 def ray_available() -> bool:
@@ -226,8 +284,11 @@ def run_ray(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on
     import ray
     from ray.util.queue import Empty, Queue
 
+    from bench.records import owner
+
     events = Queue(actor_options={"num_cpus": 0})
     remote = ray.remote(_ray_cell)
+    driver = owner()
     waiting = list(cells)
     running: dict[Any, str] = {}
     stopping = False
@@ -254,7 +315,7 @@ def run_ray(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on
                 options: dict[str, Any] = {"num_cpus": threads}
                 if spec_json.get("device") == "cuda":
                     options["num_gpus"] = 1
-                running[remote.options(**options).remote(spec_json, str(root), threads, events)] = _run_id(spec_json)
+                running[remote.options(**options).remote(spec_json, str(root), threads, events, driver)] = _run_id(spec_json)
             if stopping:
                 for spec_json in waiting:
                     on_event("done", _run_id(spec_json), {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})

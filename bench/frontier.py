@@ -34,7 +34,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.store import RunDir, all_runs
+from bench.records import RunRecord, scan_runs
 
 # Columns of `run_table` that describe a run's outcome, not its configuration.
 RESULT_COLUMNS = (
@@ -79,20 +79,16 @@ def curve_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(reduced, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
-def run_record(run_dir: RunDir) -> dict[str, Any] | None:
-    """One run as a flat row: its configuration and, once finished, its result. None if unreadable."""
+def run_record(record: RunRecord) -> dict[str, Any]:
+    """One validated run (bench.records) as a flat row: its configuration and, once finished, its result."""
     from tasks.registry import task_class
 
-    spec = run_dir.read("spec.json")
-    if not isinstance(spec, dict):
-        return None
-    status = run_dir.status()
-    evaluation = run_dir.read("evaluation.json") or {}
+    spec, status, evaluation = record.spec, record.status, record.evaluation or {}
     try:
         scale_param = task_class(spec["task"]).scale_param
     except ValueError:  # a task this checkout no longer has
         scale_param = "max"
-    row: dict[str, Any] = {"run_id": run_dir.run_id, "task": spec["task"], "solver": spec["solver"]}
+    row: dict[str, Any] = {"run_id": record.run_id, "task": spec["task"], "solver": spec["solver"]}
     for part in ("model", "optim", "train"):
         row.update(spec.get(part, {}))
     for key, value in spec.get("task_params", {}).items():
@@ -128,16 +124,9 @@ def run_record(run_dir: RunDir) -> dict[str, Any] | None:
 
 def run_table(root: Path, run_ids: Iterable[str] | None = None, finished_only: bool = True) -> pd.DataFrame:
     """A table of runs under `root` (all, or those in `run_ids`), one row per run."""
-    wanted = None if run_ids is None else set(run_ids)
-    rows = []
-    for run_dir in all_runs(root):
-        if wanted is not None and run_dir.run_id not in wanted:
-            continue
-        row = run_record(run_dir)
-        if row is None or (finished_only and row["state"] != "finished"):
-            continue
-        rows.append(row)
-    return pd.DataFrame(rows)
+    records, _ = scan_runs(root, run_ids)  # a bad folder: skipped with one warning naming it
+    rows = [run_record(record) for record in records]
+    return pd.DataFrame([row for row in rows if not finished_only or row["state"] == "finished"])
 
 
 def config_columns(runs: pd.DataFrame, extra_excluded: Iterable[str] = ()) -> list[str]:

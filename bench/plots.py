@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.frontier import config_columns, mean_interval, seed_summary  # noqa: E402
+from bench.records import StoreError, warn_skipped  # noqa: E402
 from bench.store import RunDir  # noqa: E402
 
 KINDS = ("scale", "budget", "curves")
@@ -182,7 +183,11 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
             top, bottom = axes[0][column], axes[1][column]
             panel_losses: list[float] = []
             for _, run in labelled[labelled["scale"] == scale].iterrows():
-                curve = RunDir(root, run["run_id"]).read("curve.json", []) or []
+                try:
+                    curve = RunDir(root, run["run_id"]).read("curve.json", []) or []
+                except StoreError as exc:  # a bad curve: this run's line is left out, with one warning
+                    warn_skipped(Path(root) / "runs" / run["run_id"], f"curve: {exc}")
+                    continue
                 if not curve:
                     continue
                 steps = [point["step"] for point in curve]

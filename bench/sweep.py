@@ -200,6 +200,9 @@ def _grid_from(data: dict[str, Any], path: Path) -> Grid:
         raise UserError(f"sweep file {path}: [grid] must be a table and [[part]] an array of tables")
     if not table and not parts:
         raise UserError(f"sweep file {path} has no [grid] table of settings")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise UserError(f"sweep file {path}: {key} = {data[key]!r} must be a string, e.g. {key} = \"width-vs-depth\"")
     grid = Grid(name=data.get("name"), description=str(data.get("description", "")))
     grid.axes = _settings(table, path, "[grid]")
     for number, part in enumerate(parts, start=1):

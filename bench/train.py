@@ -27,8 +27,9 @@ import torch
 
 from bench.errors import UserError
 from bench.evaluate import autocast_for, evaluate, quick_accuracy
-from bench.spec import RunSpec, TrainConfig
-from bench.store import RunDir, atomic_torch_save, load_checkpoint
+from bench.spec import RunSpec, TrainConfig, check_memory
+from bench.records import owner
+from bench.store import RunDir, RunLock, atomic_torch_save, check_writable, load_checkpoint, recover_run, replace_run, retrain_path
 from solvers.base import (
     ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_options, make_solver, resolve_solver, set_learning_rate,
 )
@@ -96,6 +97,10 @@ def build_spec(
         reason = check_run(TaskShape.of(task_obj), model, options, train)
         if reason:
             raise UserError(f"solver {canonical}: {reason}")
+    resolved = resolve_device(device)
+    too_big = check_memory(TaskShape.of(task_obj), model, options, train, resolved)
+    if too_big:
+        raise UserError(too_big)
     return RunSpec(
         task=task,
         task_params=task_obj.param_dict(),
@@ -104,7 +109,7 @@ def build_spec(
         model=dataclasses.asdict(model),
         optim=dataclasses.asdict(optim),
         train=dataclasses.asdict(train),
-        device=resolve_device(device),
+        device=resolved,
         init=init,
     )
 
@@ -241,6 +246,7 @@ def run_training(
     on_progress: ProgressCallback | None = None,
     stop_after_steps: int | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) the run in `run_dir` to completion; returns the final status record.
 
@@ -261,6 +267,8 @@ def run_training(
         state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
         state.steps_to_target = None if int(saved["steps_to_target"]) < 0 else int(saved["steps_to_target"])
         state.curve = [row for row in run_dir.read("curve.json", []) if row["step"] <= state.step]
+        if notify is not None:
+            notify(f"resuming run {run_dir.run_id} from step {state.step}")
     elif init_state is not None:
         warm_start(solver, init_state)
 
@@ -273,9 +281,11 @@ def run_training(
     def save(state_name: str) -> None:
         atomic_torch_save(checkpoint_path, state.to_checkpoint(solver))
         run_dir.write("curve.json", state.curve)
-        run_dir.write("status.json", {"state": state_name, "step": state.step, "elapsed": state.elapsed})
+        run_dir.write("status.json", {"state": state_name, "step": state.step, "elapsed": state.elapsed,
+                                      **(owner() if state_name == "running" else {})})
 
-    run_dir.write("status.json", {"state": "running", "step": state.step, "elapsed": state.elapsed})
+    # pid and host: a "running" run whose owner is gone is shown as stale (bench.records.shown_state)
+    run_dir.write("status.json", {"state": "running", "step": state.step, "elapsed": state.elapsed, **owner()})
     steps_this_call = 0
     reached = state.steps_to_target is not None
     last_metrics: dict[str, Any] = {}
@@ -345,28 +355,48 @@ def start_run(
     force: bool = False,
     on_progress: ProgressCallback | None = None,
     stop_after_steps: int | None = None,
+    wait: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> tuple[RunDir, dict[str, Any], bool]:
-    """Run a spec under `root` unless it already finished. Returns (run dir, status, was_cached)."""
-    run_dir = RunDir(root, spec.run_id)
-    if run_dir.exists():
-        stored = run_dir.read("spec.json")
-        if stored != spec.to_json():
-            raise UserError(f"{run_dir.path} holds a different spec than its id says; move it away")
-        status = run_dir.status()
-        if status.get("state") == "finished" and not force:
-            return run_dir, status, True
-        if force:
-            for name in ("checkpoint.pt", "curve.json", "evaluation.json", "status.json"):
-                if run_dir.file(name).exists():
-                    run_dir.file(name).unlink()
-    run_dir.write("spec.json", spec.to_json())
-    init_state = None
-    if spec.init:
-        from bench.store import find_run
+    """Run a spec under `root` unless it already finished. Returns (run dir, status, was_cached).
 
-        source = find_run(root, spec.init)
-        if source.status().get("state") != "finished":
-            raise UserError(f"--init {spec.init}: that run has not finished")
-        init_state = load_checkpoint(source.file("checkpoint.pt"))["solver"]["model"]
-    status = run_training(spec, run_dir, on_progress, stop_after_steps, init_state)
+    One process per run: the run's lock is held throughout (another holder is a one-line RunLocked
+    error, or with `wait` a wait for it). `force` on a finished run retrains beside it and replaces
+    it only once the new result is complete, so a kill during the retrain loses no finished result.
+    `notify` receives one-line messages (waiting for the lock, resuming from step N).
+    """
+    run_dir = RunDir(root, spec.run_id)
+    if not force and run_dir.exists() and run_dir.read("spec.json") == spec.to_json():
+        status = run_dir.status()
+        if status.get("state") == "finished":  # served without the lock: a cached result writes nothing
+            return run_dir, status, True
+    with RunLock(root, spec.run_id).acquire(wait, notify):
+        recover_run(root, spec.run_id)
+        target, start_over = run_dir, False
+        if run_dir.exists():
+            stored = run_dir.read("spec.json")
+            if stored != spec.to_json():
+                raise UserError(f"{run_dir.path} holds a different spec than its id says; move it away")
+            status = run_dir.status()
+            if status.get("state") == "finished":
+                if not force:
+                    return run_dir, status, True
+                target = RunDir(root, spec.run_id, retrain_path(root, spec.run_id))
+            else:
+                start_over = force  # unfinished: no finished result to keep, so start over in place
+        check_writable(target.path, "run folder")  # before any training, not at its first checkpoint
+        for name in ("checkpoint.pt", "curve.json", "evaluation.json", "status.json") if start_over else ():
+            run_dir.file(name).unlink(missing_ok=True)
+        target.write("spec.json", spec.to_json())
+        init_state = None
+        if spec.init:
+            from bench.store import find_run
+
+            source = find_run(root, spec.init)
+            if source.status().get("state") != "finished":
+                raise UserError(f"--init {spec.init}: that run has not finished")
+            init_state = load_checkpoint(source.file("checkpoint.pt"))["solver"]["model"]
+        status = run_training(spec, target, on_progress, stop_after_steps, init_state, notify)
+        if target is not run_dir:
+            replace_run(run_dir.path, target.path)
     return run_dir, status, False

@@ -65,13 +65,16 @@ class ModelConfig:
     """Question layout: separated (a = b =), query (a b =) or plain (a b); see tasks/prompt.py.
     Chosen by measurement: results/experiments/baseline-recipe."""
 
+    LIMITS = {"d_model": 16_384, "layers": 256, "heads": 256}  # beyond these: allocation failures
+
     def validate(self) -> None:
         from solvers.core import WEIGHT_INITS
         from tasks.prompt import PROMPT_STYLES
 
         for name in ("d_model", "layers", "heads"):
-            if getattr(self, name) < 1:
-                raise SolverError(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
+            value = getattr(self, name)
+            if not 1 <= value <= self.LIMITS[name]:
+                raise SolverError(f"--{name.replace('_', '-')}={value} is out of range; valid: 1 to {self.LIMITS[name]:,}")
         if self.d_model % self.heads:
             raise SolverError(f"--heads={self.heads} does not divide --d-model={self.d_model}")
         if self.weight_init not in WEIGHT_INITS:
