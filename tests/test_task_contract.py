@@ -22,7 +22,7 @@ SMALL_SCALES: dict[str, tuple[int, ...]] = {
     "add": (5, 37, 100),
     "multiadd": (5, 37),
     "sort": (4, 30),
-    "graph": (4, 8),
+    "graph": (5, 8),
     "sat": (3, 6),
 }
 # Tasks whose question tokens are exactly their numbers + 1: the JSON form must decode back to them.

@@ -24,7 +24,7 @@ seeds = st.integers(0, 2**32 - 1)
 # ---- graph --------------------------------------------------------------------------------------
 graph_configs = st.fixed_dictionaries(
     {
-        "max": st.integers(3, 24),
+        "max": st.integers(5, 24),
         "directed": st.booleans(),
         "degree": st.sampled_from([0.5, 1.0, 2.0, 3.0, 5.0]),
     }
@@ -121,7 +121,7 @@ def test_graph_rejects_broken_longer_and_wrong_no_path(config, seed):
 
 
 def test_graph_verify_json_by_hand():
-    task = make_task("graph", 4)
+    task = make_task("graph", 5)
     square = {"nodes": 4, "edges": [[0, 1], [1, 2], [2, 3], [0, 3]], "directed": False, "source": 0, "target": 2}
     assert task.verify_json(square, [0, 1, 2]) and task.verify_json(square, [0, 3, 2])
     assert not task.verify_json(square, [0, 2])  # no such edge
@@ -153,7 +153,7 @@ def test_graph_trace_is_the_bfs_frontiers(config, seed):
 @pytest.mark.parametrize("directed", [False, True])
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.6, 1.0])
 def test_graph_no_path_share(directed, share):
-    for nodes in (3, 10):  # n = 3 needs the planted cut; n = 10 mostly finds no-path pairs naturally
+    for nodes in (5, 10):  # n = 5: the smallest graph, where most draws are redrawn
         task = make_task("graph", nodes, {"directed": directed, "no_path_share": share})
         batch = task.generate(np.random.default_rng(1), 1500)
         no_path = batch.answers[:, 0] == task.no_path_token
@@ -163,7 +163,7 @@ def test_graph_no_path_share(directed, share):
 
 def test_graph_depth_grows_with_scale():
     depths = [
-        make_task("graph", nodes).generate(np.random.default_rng(2), 400).meta["depth"].mean() for nodes in (4, 16, 64)
+        make_task("graph", nodes).generate(np.random.default_rng(2), 400).meta["depth"].mean() for nodes in (5, 16, 64)
     ]
     assert depths[0] < depths[1] < depths[2]
 
@@ -171,7 +171,7 @@ def test_graph_depth_grows_with_scale():
 @pytest.mark.parametrize(
     "max_value, overrides, named",
     [
-        (2, {}, "max=2"),
+        (4, {}, "max=4"),
         (129, {}, "max=129"),
         (8, {"degree": "0.1"}, "degree=0.1"),
         (8, {"degree": "9"}, "degree=9.0"),
@@ -197,7 +197,7 @@ def test_graph_bad_params(max_value, overrides, named):
     ],
 )
 def test_graph_check_problem_json_rejects(problem):
-    task = make_task("graph", 3)
+    task = make_task("graph", 5)
     with pytest.raises(TaskError) as error:
         task.check_problem_json(problem)
     assert "\n" not in str(error.value)
