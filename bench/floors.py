@@ -162,6 +162,7 @@ def sat_features(task: Task, batch: Batch) -> dict[str, np.ndarray]:
         "max_occurrences": occurrences.max(axis=1),
         "min_occurrences": occurrences.min(axis=1),
         "max_imbalance": np.abs(pos_count - neg_count).max(axis=1),
+        "total_imbalance": np.abs(pos_count - neg_count).sum(axis=1),
     }
 
 
