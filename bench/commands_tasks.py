@@ -48,6 +48,17 @@ def check_choice(option: str, value: str, choices: Iterable[str]) -> str:
 
 # ---- bench tasks ------------------------------------------------------------------------------
 
+# Which parameter drives which difficulty, for tasks whose class does not say (`difficulty_help`).
+DIFFICULTY_FALLBACK = {
+    "add": "max (the modulus) drives width: one answer token out of m; base only changes the trace",
+    "multiadd": "terms drives serial depth (k - 1 running sums); max (the modulus) drives carries and width",
+}
+
+
+def difficulty_text(cls: type[Task]) -> str:
+    """One line: which parameter drives which difficulty (serial depth, width, answer mix)."""
+    return getattr(cls, "difficulty_help", "") or DIFFICULTY_FALLBACK.get(cls.name, "")
+
 
 def field_docs(params_cls: type) -> dict[str, str]:
     """The one-line docstrings written under each field of a Params dataclass (empty if unknown)."""
@@ -110,7 +121,8 @@ def task_summary(cls: type[Task]) -> str:
 @app.command("tasks")
 @user_errors_exit
 def tasks_command() -> None:
-    """List the tasks, their parameters with defaults, and what --max sets."""
+    """List the tasks, their parameters with defaults, what --max sets, and which parameter drives
+    which difficulty (see also `bench floors` for each task's shortcut floors)."""
     table = Table(title="thinkbench tasks: --max sets the scale, --set name=value the others")
     table.add_column("task", style="bold", no_wrap=True)
     table.add_column("--max sets")
@@ -130,8 +142,10 @@ def tasks_command() -> None:
                 p["type"],
                 str(p["default"]),
                 p["help"],
-                end_section=i == len(params) - 1,
+                end_section=i == len(params) - 1 and not difficulty_text(cls),
             )
+        if difficulty_text(cls):
+            table.add_row("", "", "(difficulty)", "", "", difficulty_text(cls), end_section=True)
     Console(highlight=False).print(table)
 
 

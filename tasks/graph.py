@@ -121,6 +121,10 @@ class GraphTask(Task):
     Params = GraphParams
     scale_param = "max"
     scale_help = "number of nodes n"
+    difficulty_help = (
+        "max (nodes) drives serial depth: BFS layers grow with n; degree sets density; "
+        "no_path_share sets the answer mix (the majority floor)"
+    )
     param_help = {
         "max": "number of nodes n (the scale)",
         "degree": "expected (out-)degree of a node inside its side (the graph's density)",

@@ -341,8 +341,8 @@ def test_sat_rare_kind_raises():
         (2, {}, "max=2"),
         (25, {}, "max=25"),
         (5, {"width": "1"}, "width=1"),
-        (3, {"width": "4"}, "width=4"),
-        (3, {}, "width=3"),  # width must stay below max
+        (3, {}, "max=3"),
+        (4, {"width": "4"}, "width=4"),  # width must stay below max
         (5, {"ratio": "0.1"}, "ratio=0.1"),
         (5, {"ratio": "50"}, "ratio=50.0"),
         (5, {"unsat_share": "-0.1"}, "unsat_share=-0.1"),
