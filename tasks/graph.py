@@ -365,6 +365,9 @@ class GraphTask(Task):
             isinstance(e, list) and len(e) == 2 and all(is_int(x) and 0 <= x < nodes for x in e) for e in edges
         ):
             raise TaskError(f"graph: 'edges' must be a list of [u, v] pairs of nodes in 0..{nodes - 1}")
+        loop = next((e for e in edges if e[0] == e[1]), None)
+        if loop is not None:
+            raise TaskError(f"graph: edge {loop} is a self-loop; a graph problem's edges join two distinct nodes")
         for key in ("source", "target"):
             value = problem.get(key)
             if not is_int(value) or not 0 <= value < nodes:

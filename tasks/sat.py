@@ -42,6 +42,7 @@ Meta also records `clauses`, the formula's number of clauses.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,9 +107,18 @@ def dpll(clauses: list[Clause], trail: list[tuple], assigned: tuple[int, ...] = 
     return None
 
 
-def is_satisfiable(clauses: list[list[int]]) -> bool:
+def is_satisfiable(clauses: list[list[int]], time_limit: float | None = None) -> bool | None:
+    """Minisat's verdict; None if `time_limit` seconds pass first (the search is interrupted)."""
     with Minisat22(bootstrap_with=clauses) as solver:
-        return bool(solver.solve())
+        if time_limit is None:
+            return bool(solver.solve())
+        timer = threading.Timer(time_limit, solver.interrupt)
+        timer.start()
+        try:
+            verdict = solver.solve_limited(expect_interrupt=True)
+        finally:
+            timer.cancel()
+        return None if verdict is None else bool(verdict)
 
 
 def trace_len_for(variables: int) -> int:
@@ -341,6 +351,14 @@ class SatTask(Task):
                 f"sat: 'clauses' must be a list of clauses, each a list of nonzero DIMACS literals "
                 f"within +-{variables}"
             )
+        if any(not clause for clause in clauses):
+            raise TaskError("sat: a clause is empty; each clause holds at least one literal")
+
+    def verify_json_within(self, problem: dict[str, Any], answer: Any, time_limit: float) -> bool | None:
+        if answer is None:  # an UNSAT claim: a proof search, interrupted after time_limit seconds
+            satisfiable = is_satisfiable(problem["clauses"], time_limit)
+            return None if satisfiable is None else not satisfiable
+        return self.verify_json(problem, answer)
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
         clauses = problem["clauses"]

@@ -145,8 +145,12 @@ class SortTask(Task):
 
     def check_problem_json(self, problem: dict[str, Any]) -> None:
         values = problem.get("values")
-        if not isinstance(values, list) or not values or not all(is_int(x) for x in values):
-            raise TaskError(f"sort: 'values' must be a non-empty list of integers, got {values!r}")
+        if not isinstance(values, list) or not all(is_int(x) for x in values):
+            raise TaskError(f"sort: 'values' must be a list of integers, got {str(values)[:80]}")
+        if not 2 <= len(values) <= MAX_LENGTH or not all(0 <= x < MAX_VALUE_RANGE for x in values):
+            raise TaskError(
+                f"sort: 'values' must hold 2..{MAX_LENGTH} integers in [0, {MAX_VALUE_RANGE}), got {len(values)} values"
+            )
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
         if not isinstance(answer, list) or not all(is_int(x) for x in answer):
