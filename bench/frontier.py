@@ -2,7 +2,8 @@
 
 Functions here take a pandas DataFrame with one row per run and (at least) the columns
 
-    scale     the task's scale (`--max`)            seed      the training seed
+    scale     the task's scale (`--max`, or the      seed      the training seed
+              parameter `--axis` names: with_scale_axis)
     accuracy  final held-out accuracy in [0, 1]     target    the run's accuracy target
 
 plus whatever columns group the runs (`task`, `solver`, `d_model`, ...). `run_table` builds such a
