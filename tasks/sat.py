@@ -241,8 +241,9 @@ class SatTask(Task):
     def _written_form(self, clauses: list[Clause]) -> np.ndarray:
         """(num_clauses, width) literal tokens: clauses sorted by their tokens, then PAD rows."""
         tokens = np.zeros((self.num_clauses, self.params.width), dtype=np.int64)
-        rows = sorted(tuple(_token(x) for x in clause) for clause in clauses)
-        tokens[: len(rows)] = rows
+        literals = np.asarray(clauses, dtype=np.int64)
+        rows = 2 * np.abs(literals) - (literals > 0)
+        tokens[: len(rows)] = rows[np.lexsort(rows.T[::-1])]  # rows in ascending (first, second, ...) order
         return tokens
 
     def generate(self, rng: np.random.Generator, n: int) -> Batch:
