@@ -16,6 +16,7 @@ from rich.table import Table
 from bench.cli import app
 from bench.compare import FORMATS, SORT_KEYS, board_records, compare, frontier_board
 from bench.errors import UserError, user_errors_exit
+from bench.frontier import check_axis
 from bench.store import readable_root
 
 # (header, column) for markdown; the rich table folds settings under the solver and leaves out config.
@@ -102,10 +103,11 @@ def compare_command(
     frontier: bool = typer.Option(False, "--frontier", help="Show the frontier table instead of the leaderboard (tables show both)."),
     min_rate: float = typer.Option(0.5, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only the cells of this sweep (its name under results/sweeps/)."),
+    axis: Optional[str] = typer.Option(None, "--axis", help="Frontier over this task parameter (e.g. sort's length) instead of each task's --max."),
 ) -> None:
     """Leaderboard over stored runs: per task, scale and configuration, across seeds.
 
-    Example: bench compare --task add --sort success
+    Example: bench compare --task add --sort success;  bench compare --task sort --frontier --axis length
     """
     if sort not in SORT_KEYS:
         raise UserError(f"--sort {sort!r} is not valid; valid: {', '.join(SORT_KEYS)}")
@@ -113,11 +115,15 @@ def compare_command(
         raise UserError(f"--format {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
     if not 0.0 < min_rate <= 1.0:
         raise UserError(f"--min-rate {min_rate} must be in (0, 1]")
+    try:
+        check_axis(axis, task)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     root = readable_root(results)
     canonical = canonical_solver(solver) if solver else None
     run_ids = sweep_run_ids(root, sweep) if sweep else None
     if frontier and fmt != "table":
-        print_frontier_data(frontier_board(root, task, canonical, min_rate, run_ids), fmt)
+        print_frontier_data(frontier_board(root, task, canonical, min_rate, run_ids, axis), fmt)
         return
     board, notes = compare(root, task, canonical, max_value, sort, run_ids)
     err = Console(stderr=True, highlight=False)
@@ -154,7 +160,7 @@ def compare_command(
         if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
             console = Console(highlight=False, width=max(console.width, 140))
         console.print(table)
-        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate, run_ids), min_rate))
+        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate, run_ids, axis), min_rate, axis))
 
 
 def sweep_run_ids(root: Any, name: str) -> set[str]:
@@ -173,10 +179,11 @@ def frontier_cells(row: dict[str, Any]) -> list[str]:
     return [row["task"], row["solver"], row["settings"] or "", shown, f"{row['largest_tested']:g}", row["rates"], f"{row['auc']:.3f}"]
 
 
-def frontier_rich_table(table: pd.DataFrame, min_rate: float) -> Table:
+def frontier_rich_table(table: pd.DataFrame, min_rate: float, axis: str | None = None) -> Table:
     """The frontier per task, solver and configuration as a rich table."""
+    scale = f"value of {axis}" if axis else "scale"
     rich_table = Table(
-        title=f"frontier: largest scale up to which >= {min_rate:.0%} of seeds reach the target at every tested scale",
+        title=f"frontier: largest {scale} up to which >= {min_rate:.0%} of seeds reach the target at every tested {scale}",
         caption="rates: scale:success rate; auc: mean accuracy over log2(scale), normalised to [0, 1]; none: even the smallest scale fails",
         box=box.SIMPLE_HEAD,
     )

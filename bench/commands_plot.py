@@ -21,12 +21,13 @@ def plot(
     kind: str = typer.Option("scale,budget,curves", "--kind", help="Which figures, comma-separated: scale, budget, curves."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNGs (default: RESULTS/plots)."),
     results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    axis: Optional[str] = typer.Option(None, "--axis", help="Scale axis: this task parameter (e.g. sort's length) instead of each task's --max."),
 ) -> None:
     """Write PNG figures of finished runs under results/plots/ and print each file's path.
 
-    Example: bench plot --sweep width-vs-depth
+    Example: bench plot --sweep width-vs-depth;  bench plot --task sort --axis length
     """
-    from bench.frontier import run_table
+    from bench.frontier import check_axis, run_table
     from bench.plots import KINDS, make_plots
     from bench.store import check_writable, find_run, results_root
     from bench.sweep import read_record
@@ -35,6 +36,10 @@ def plot(
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise UserError(f"--kind {kind!r} is not valid; valid: {', '.join(KINDS)} (comma-separated)")
+    try:
+        check_axis(axis, task)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     root = results_root(results)
     out_dir = check_writable(out if out is not None else root / "plots", "--out folder")
     wanted: set[str] | None = None
@@ -57,7 +62,9 @@ def plot(
     if runs.empty:
         where = f"sweep {sweep}" if sweep else (f"runs {', '.join(sorted(wanted))}" if wanted else str(root))
         raise UserError(f"no finished runs to plot in {where}" + (f" for task {task}" if task else "") + (f" and solver {solver}" if solver else ""))
-    paths = make_plots(runs, root, out_dir, kinds, prefix)
+    if axis is not None and (axis not in runs or runs[axis].isna().all()):
+        raise UserError(f"no finished run to plot has a task parameter {axis!r}")
+    paths = make_plots(runs, root, out_dir, kinds, prefix, axis)
     if not paths:
         raise UserError(f"nothing to draw for --kind {kind}: no run has a thought budget (budget needs thinkers)")
     for path in paths:

@@ -1,8 +1,10 @@
 """`bench tasks`, `bench sample`, `bench verify`: list the tasks, draw problems, score answers.
 
 `bench verify` reads the JSONL that `bench sample --format jsonl` writes (one problem a line: "task",
-optional "params", the problem's fields, "answer"), takes each line's "answer" as the candidate from
-any solver, inside thinkbench or not, and checks it with the task's own verifier.
+the problem's fields, "answer"; other fields such as "params" are ignored), takes each line's
+"answer" as the candidate from any solver, inside thinkbench or not, and checks it with the task's
+own verifier. The scoring rules (missing answers count as wrong, a time limit per line, malformed
+lines named and skipped) are in bench/verify.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import textwrap
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,12 +29,10 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import UserError, fail, user_errors_exit
-from bench.stats import wilson_interval
-from tasks import Batch, Task, TaskError, make_task, parse_assignments, stream_rng, task_class, task_names
+from bench.verify import DEFAULT_TIME_LIMIT, TaskScore, score_lines
+from tasks import Batch, Task, make_task, parse_assignments, stream_rng, task_class, task_names
 
 MAX_PROBLEMS = 1_000_000
-# Keys of a JSONL record that are not part of the problem itself.
-RECORD_KEYS = frozenset({"task", "params", "answer", "trace", "meta"})
 # A file of garbage must not flood the terminal; the summary line still counts every bad line.
 MAX_REPORTED_BAD_LINES = 50
 
@@ -47,6 +46,17 @@ def check_choice(option: str, value: str, choices: Iterable[str]) -> str:
 
 
 # ---- bench tasks ------------------------------------------------------------------------------
+
+# Which parameter drives which difficulty, for tasks whose class does not say (`difficulty_help`).
+DIFFICULTY_FALLBACK = {
+    "add": "max (the modulus) drives width: one answer token out of m; base only changes the trace",
+    "multiadd": "terms drives serial depth (k - 1 running sums); max (the modulus) drives carries and width",
+}
+
+
+def difficulty_text(cls: type[Task]) -> str:
+    """One line: which parameter drives which difficulty (serial depth, width, answer mix)."""
+    return getattr(cls, "difficulty_help", "") or DIFFICULTY_FALLBACK.get(cls.name, "")
 
 
 def field_docs(params_cls: type) -> dict[str, str]:
@@ -110,7 +120,8 @@ def task_summary(cls: type[Task]) -> str:
 @app.command("tasks")
 @user_errors_exit
 def tasks_command() -> None:
-    """List the tasks, their parameters with defaults, and what --max sets."""
+    """List the tasks, their parameters with defaults, what --max sets, and which parameter drives
+    which difficulty (see also `bench floors` for each task's shortcut floors)."""
     table = Table(title="thinkbench tasks: --max sets the scale, --set name=value the others")
     table.add_column("task", style="bold", no_wrap=True)
     table.add_column("--max sets")
@@ -130,8 +141,10 @@ def tasks_command() -> None:
                 p["type"],
                 str(p["default"]),
                 p["help"],
-                end_section=i == len(params) - 1,
+                end_section=i == len(params) - 1 and not difficulty_text(cls),
             )
+        if difficulty_text(cls):
+            table.add_row("", "", "(difficulty)", "", "", difficulty_text(cls), end_section=True)
     Console(highlight=False).print(table)
 
 
@@ -212,84 +225,6 @@ def sample_command(
 # ---- bench verify -----------------------------------------------------------------------------
 
 
-@dataclass
-class TaskScore:
-    n: int = 0
-    correct: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        low, high = wilson_interval(self.correct, self.n)
-        return {
-            "n": self.n,
-            "correct": self.correct,
-            "accuracy": self.correct / self.n if self.n else 0.0,
-            "interval95": [low, high],
-        }
-
-
-class BadLine(ValueError):
-    """A JSONL line that cannot be scored; the message is one line."""
-
-
-# What a malformed record can make a task's checker or verifier raise. Anything else is a bug.
-_MALFORMED = (ValueError, TypeError, KeyError, IndexError, AttributeError)
-
-
-def verify_record(text: str, tasks: dict[str, Task]) -> tuple[str, bool]:
-    """Check one JSONL line: (task name, is the answer right). Raises BadLine if malformed."""
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadLine(f"not valid JSON ({exc.msg}, column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise BadLine(f"expected a JSON object, got {type(record).__name__}")
-    name = record.get("task")
-    if not isinstance(name, str):
-        raise BadLine("missing field 'task'" if name is None else f"'task' must be a string, got {name!r}")
-    params = record.get("params")
-    params = {} if params is None else params
-    if not isinstance(params, dict):
-        raise BadLine(f"'params' must be an object, got {params!r}")
-    if "answer" not in record:
-        raise BadLine("missing field 'answer' (use null for no path / UNSAT)")
-    try:
-        key = name + json.dumps(params, sort_keys=True)
-        if key not in tasks:
-            tasks[key] = make_task(name, overrides=params)
-        task = tasks[key]
-        problem = {k: v for k, v in record.items() if k not in RECORD_KEYS}
-        task.check_problem_json(problem)
-        return name, bool(task.verify_json(problem, record["answer"]))
-    except TaskError as exc:
-        raise BadLine(str(exc).splitlines()[0] if str(exc) else "invalid problem") from None
-    except _MALFORMED as exc:
-        raise BadLine(f"invalid problem for task {name!r} ({type(exc).__name__}: {exc})") from None
-
-
-def score_lines(lines: Iterable[bytes | str]) -> tuple[dict[str, TaskScore], list[tuple[int, str]]]:
-    """Score JSONL lines: per-task scores and the (line number, reason) of every malformed line."""
-    scores: dict[str, TaskScore] = {}
-    bad: list[tuple[int, str]] = []
-    tasks: dict[str, Task] = {}
-    for number, raw in enumerate(lines, start=1):
-        try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError:
-            bad.append((number, "not UTF-8 text"))
-            continue
-        if not text.strip():
-            continue
-        try:
-            name, right = verify_record(text, tasks)
-        except BadLine as exc:
-            bad.append((number, str(exc).replace("\n", " ")))
-            continue
-        score = scores.setdefault(name, TaskScore())
-        score.n += 1
-        score.correct += right
-    return scores, bad
-
-
 def open_input(file: str) -> Any:
     if file == "-":
         return sys.stdin.buffer
@@ -309,15 +244,24 @@ def open_input(file: str) -> Any:
 def verify_command(
     file: Optional[str] = typer.Argument(None, help="JSONL file of problems with answers, or - for stdin."),
     fmt: str = typer.Option("table", "--format", help="table (for people) or json (one object, for programs)."),
+    time_limit: float = typer.Option(
+        DEFAULT_TIME_LIMIT, "--time-limit", help="Seconds per line (a sat UNSAT claim is a proof search); lines that hit it are unverified, never right."
+    ),
 ) -> None:
-    """Check each line's answer with its task's verifier and print accuracy per task."""
+    """Check each line's answer with its task's verifier and print accuracy per task.
+
+    A line without an "answer" counts as wrong (column "no answer"); a line whose check runs past
+    --time-limit counts as unverified, never right; malformed lines are named on stderr and skipped.
+    """
     if file is None:
         raise UserError("missing FILE: give a JSONL file written like `bench sample --format jsonl`, or -")
     check_choice("--format", fmt, ("table", "json"))
+    if not 0 < time_limit <= 3600:
+        raise UserError(f"--time-limit {time_limit} out of range; valid: more than 0, at most 3600 seconds")
     source = open_input(file)
     shown = "stdin" if file == "-" else file
     try:
-        scores, bad = score_lines(source)
+        scores, bad = score_lines(source, time_limit)
     finally:
         if source is not sys.stdin.buffer:
             source.close()
@@ -328,19 +272,21 @@ def verify_command(
     if not scores:
         fail(f"no valid problem line in {shown} ({len(bad)} malformed)" if bad else f"{shown} has no problem lines")
 
-    total = TaskScore(sum(s.n for s in scores.values()), sum(s.correct for s in scores.values()))
+    total = TaskScore(*(sum(getattr(s, key) for s in scores.values()) for key in ("n", "correct", "unanswered", "unverified")))
     if fmt == "json":
         summary = {
             "file": shown,
             "tasks": {name: scores[name].as_dict() for name in sorted(scores)},
             "total": total.as_dict(),
             "malformed_lines": len(bad),
+            "time_limit": time_limit,
         }
         print(json.dumps(summary))
         return
-    table = Table(title=f"verify {shown}", caption=f"{len(bad)} malformed lines skipped" if bad else None)
+    caption = "no answer and unverified (past --time-limit) count as wrong"
+    table = Table(title=f"verify {shown}", caption=caption + (f"; {len(bad)} malformed lines skipped" if bad else ""))
     table.add_column("task", style="bold", no_wrap=True)
-    for column in ("n", "correct", "accuracy"):
+    for column in ("n", "correct", "accuracy", "no answer", "unverified"):
         table.add_column(column, justify="right")
     table.add_column("95% interval", justify="right")
     rows = [(name, scores[name]) for name in sorted(scores)]
@@ -349,5 +295,6 @@ def verify_command(
     for name, score in rows:
         result = score.as_dict()
         low, high = result["interval95"]
-        table.add_row(name, str(score.n), str(score.correct), f"{result['accuracy']:.3f}", f"{low:.3f}-{high:.3f}")
+        table.add_row(name, str(score.n), str(score.correct), f"{result['accuracy']:.3f}", str(score.unanswered),
+                      str(score.unverified), f"{low:.3f}-{high:.3f}")
     Console(highlight=False).print(table)

@@ -130,10 +130,10 @@ def filter_runs(
     return runs[keep]
 
 
-def settings_text(spec: dict[str, Any], varying: set[str]) -> str:
+def settings_text(spec: dict[str, Any], varying: set[str], scale_param: str | None = None) -> str:
     """The spec fields listed in `varying` (flattened names like 'model.d_model'), as 'k=v ...'."""
     flat = flatten_spec(spec)
-    scale_key = f"task_params.{scale_param_of(spec['task'])}"  # shown in the scale column
+    scale_key = f"task_params.{scale_param or scale_param_of(spec['task'])}"  # shown in the scale column
     keys = [key for key in sorted(varying) if key in flat and key != scale_key]
     # 'train.steps' reads as 'steps' unless another varying field has the same last name.
     last_names = [key.rsplit(".", 1)[-1] for key in varying]
@@ -282,19 +282,25 @@ def only_runs(runs: pd.DataFrame, run_ids: set[str] | None) -> pd.DataFrame:
 
 
 def frontier_board(
-    root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5, run_ids: set[str] | None = None
+    root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5, run_ids: set[str] | None = None,
+    axis: str | None = None,
 ) -> pd.DataFrame:
     """Per task, solver and configuration (all settings but seed and scale): the frontier, the
-    largest scale tested, the success rate at each scale and the AUC (definitions: bench/frontier.py)."""
+    largest scale tested, the success rate at each scale and the AUC (definitions: bench/frontier.py).
+    `axis` names the task parameter that is the scale (default: each task's --max parameter); runs
+    whose task lacks it are left out."""
     from bench.frontier import curve_key, frontier_table
 
     runs, _ = load_runs(root)
     runs = only_runs(runs, run_ids)
     finished = filter_runs(runs, task, solver, None)
     finished = finished[finished["state"] == "finished"].copy()
+    if axis is not None and not finished.empty:
+        finished["scale"] = finished["spec"].map(lambda spec: spec["task_params"].get(axis))
+        finished = finished[finished["scale"].notna()]
     if finished.empty:
         return pd.DataFrame(columns=["task", "solver", "curve", "frontier", "largest_tested", "scales", "rates", "auc"])
-    finished["curve"] = finished["spec"].map(curve_key)
+    finished["curve"] = finished["spec"].map(lambda spec: curve_key(spec, axis))
     table = frontier_table(finished, by=["task", "solver", "curve"], min_rate=min_rate)
     # Name each curve by the settings that tell it apart from the other curves of its task and solver
     # (settings_text leaves the scale out; the seed is never shown).
@@ -302,9 +308,9 @@ def frontier_board(
     names: dict[str, str] = {}
     for (task_name, solver_name), group in table.groupby(["task", "solver"], sort=False):
         specs = [first_spec[c] for c in group["curve"]]
-        scale_key = f"task_params.{scale_param_of(task_name)}"
+        scale_key = f"task_params.{axis or scale_param_of(task_name)}"
         varying = varying_settings(specs) - {scale_key}
         for curve, spec in zip(group["curve"], specs):
-            names[curve] = settings_text(spec, varying)
+            names[curve] = settings_text(spec, varying, axis)
     table["settings"] = table["curve"].map(names)
     return table

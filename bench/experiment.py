@@ -4,8 +4,9 @@
 writes RESULTS/experiments/NAME/:
 
     report.md     the question (the file's description), the command that regenerates it, the
-                  leaderboard and frontier from `bench compare --sweep NAME`, the thinkers'
-                  thought diagnostics, and links to the figures
+                  leaderboard from `bench compare --sweep NAME` with each row's best shortcut
+                  floor (`bench floors`) beside its accuracy, the frontier, the thinkers' thought
+                  diagnostics, and links to the figures
     *.png         `bench plot --sweep NAME` figures
 
 Only the sweep's own cells are counted, so stray runs in the same results folder never leak into an
@@ -82,6 +83,51 @@ def diagnostics_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+FLOOR_PROBLEMS = 1000  # eval-split problems per floor in a report (seed 0)
+
+
+def best_floors(root: Path, board: pd.DataFrame, n: int = FLOOR_PROBLEMS) -> dict[str, tuple[float, str] | None]:
+    """Per leaderboard configuration: (accuracy, name) of the best shortcut floor of its task at its
+    parameters (bench/floors.py), or None when the task cannot be built any more."""
+    from bench.floors import measure_floors
+    from tasks import TaskError, make_task
+
+    cache: dict[str, tuple[float, str] | None] = {}
+    out: dict[str, tuple[float, str] | None] = {}
+    for record in board.to_dict("records"):
+        spec = RunDir(root, str(record["run_ids"]).split(",")[0]).read("spec.json") or {}
+        params = spec.get("task_params") or {}
+        key = f"{record['task']}:{sorted(params.items())}"
+        if key not in cache:
+            try:
+                best = measure_floors(make_task(str(record["task"]), overrides=params), n)[0]
+                cache[key] = (best.accuracy, best.name)
+            except (TaskError, TypeError, ValueError):
+                cache[key] = None
+        out[str(record["config"])] = cache[key]
+    return out
+
+
+def leaderboard_markdown(board: pd.DataFrame, floors: dict[str, tuple[float, str] | None]) -> str:
+    """`bench compare`'s markdown leaderboard with a "best floor" column beside the accuracy."""
+    from bench.commands_compare import _INTERVAL_NOTE, _RIGHT, _SHOWN, display_rows
+
+    shown = list(_SHOWN)
+    shown.insert(shown.index(("accuracy", "accuracy")) + 1, ("best floor", "floor"))
+    lines = ["| " + " | ".join(header for header, _ in shown) + " |"]
+    lines.append("|" + "|".join("---:" if column in _RIGHT | {"floor"} else "---" for _, column in shown) + "|")
+    for config, row in zip(board["config"], display_rows(board)):
+        floor = floors.get(str(config))
+        row["floor"] = "-" if floor is None else f"{floor[0]:.3f} ({floor[1]})"
+        lines.append("| " + " | ".join(row[column].replace("|", "\\|") for _, column in shown) + " |")
+    note = (
+        f"best floor: the best shortcut predictor of `bench floors` at the row's task parameters "
+        f"({FLOOR_PROBLEMS} eval-split problems, seed 0; graph and sat score the answer's kind, path or not, "
+        "SAT or UNSAT): accuracy near it is no evidence of serial reasoning"
+    )
+    return "\n".join(lines) + f"\n\n{_INTERVAL_NOTE}\n\n{note}"
+
+
 def _show(value: Any) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "-"
@@ -93,7 +139,7 @@ def write_report(
     cells: int,
 ) -> Path:
     """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path."""
-    from bench.commands_compare import display_rows, frontier_markdown, markdown_table
+    from bench.commands_compare import frontier_markdown
     from bench.compare import compare, frontier_board
     from bench.frontier import run_table
     from bench.plots import make_plots
@@ -119,7 +165,7 @@ def write_report(
         "",
         "## Leaderboard",
         "",
-        markdown_table(display_rows(board)),
+        leaderboard_markdown(board, best_floors(root, board)),
         "",
         f"## Frontier (a scale counts when at least {min_rate:.0%} of seeds reach the target)",
         "",

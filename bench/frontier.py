@@ -2,7 +2,8 @@
 
 Functions here take a pandas DataFrame with one row per run and (at least) the columns
 
-    scale     the task's scale (`--max`)            seed      the training seed
+    scale     the task's scale (`--max`, or the      seed      the training seed
+              parameter `--axis` names: with_scale_axis)
     accuracy  final held-out accuracy in [0, 1]     target    the run's accuracy target
 
 plus whatever columns group the runs (`task`, `solver`, `d_model`, ...). `run_table` builds such a
@@ -62,9 +63,10 @@ def t_quantile_975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def curve_key(spec: dict[str, Any]) -> str:
-    """Short hash of a run's spec without its seed and its task's scale: runs with the same key are
-    points (and seeds) of one accuracy-versus-scale curve, the unit a frontier is computed for."""
+def curve_key(spec: dict[str, Any], axis: str | None = None) -> str:
+    """Short hash of a run's spec without its seed and its scale (the task parameter `axis`, by
+    default the task's own scale parameter): runs with the same key are points (and seeds) of one
+    accuracy-versus-scale curve, the unit a frontier is computed for."""
     import hashlib
     import json
 
@@ -73,9 +75,10 @@ def curve_key(spec: dict[str, Any]) -> str:
     reduced = json.loads(json.dumps(spec))
     reduced.get("train", {}).pop("seed", None)
     try:
-        reduced.get("task_params", {}).pop(task_class(reduced["task"]).scale_param, None)
+        scale_param = axis or task_class(reduced["task"]).scale_param
     except ValueError:
-        reduced.get("task_params", {}).pop("max", None)
+        scale_param = "max"
+    reduced.get("task_params", {}).pop(scale_param, None)
     return hashlib.sha256(json.dumps(reduced, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
@@ -127,6 +130,33 @@ def run_table(root: Path, run_ids: Iterable[str] | None = None, finished_only: b
     records, _ = scan_runs(root, run_ids)  # a bad folder: skipped with one warning naming it
     rows = [run_record(record) for record in records]
     return pd.DataFrame([row for row in rows if not finished_only or row["state"] == "finished"])
+
+
+def check_axis(axis: str | None, task: str | None = None) -> None:
+    """Raise a one-line ValueError unless `axis` is a parameter of `task` (or of some task)."""
+    import dataclasses
+
+    from tasks.registry import task_class, task_names
+
+    if axis is None:
+        return
+    names = [task] if task else task_names()
+    params = sorted({f.name for name in names for f in dataclasses.fields(task_class(name).Params)})
+    if axis not in params:
+        where = f"task {task}" if task else "any task"
+        raise ValueError(f"--axis {axis!r} is not a parameter of {where}; valid: {', '.join(params)}")
+
+
+def with_scale_axis(runs: pd.DataFrame, axis: str | None) -> pd.DataFrame:
+    """The runs with `scale` read from task parameter `axis` (e.g. sort's `length`) instead of each
+    task's own scale parameter; runs whose task has no such parameter are left out. The former
+    scale parameter becomes an ordinary setting, so each of its values draws its own curve."""
+    if axis is None or runs.empty:
+        return runs
+    if axis not in runs:
+        raise ValueError(f"no run has a task parameter {axis!r}")
+    present = runs[runs[axis].map(lambda v: not _missing(v))]
+    return present.assign(scale=present[axis])
 
 
 def config_columns(runs: pd.DataFrame, extra_excluded: Iterable[str] = ()) -> list[str]:

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.frontier import config_columns, mean_interval, seed_summary  # noqa: E402
+from bench.frontier import config_columns, mean_interval, seed_summary, with_scale_axis  # noqa: E402
 from bench.records import StoreError, warn_skipped  # noqa: E402
 from bench.store import RunDir  # noqa: E402
 
@@ -78,8 +78,8 @@ def _log_x(scales: Sequence[float]) -> bool:
     return bool(positive) and max(positive) / min(positive) >= 8
 
 
-def accuracy_vs_scale(runs: pd.DataFrame, out_dir: Path, prefix: str = "") -> list[Path]:
-    """One PNG per task: accuracy versus scale, a line per configuration."""
+def accuracy_vs_scale(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis: str | None = None) -> list[Path]:
+    """One PNG per task: accuracy versus scale (or the task parameter `axis`), a line per configuration."""
     paths = []
     for task, task_runs in runs.groupby("task", sort=True):
         columns = config_columns(task_runs)
@@ -100,13 +100,13 @@ def accuracy_vs_scale(runs: pd.DataFrame, out_dir: Path, prefix: str = "") -> li
         ax.set_xticks(scales, [str(int(s)) for s in scales])
         ax.minorticks_off()
         ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel(f"scale ({_scale_param(str(task))})")
+        ax.set_xlabel(f"scale ({axis or _scale_param(str(task))})")
         ax.set_ylabel("held-out accuracy")
         seeds_note = f"{int(task_runs['seed'].nunique())} seed(s)"
-        ax.set_title(f"{task}: accuracy vs scale (mean over seeds, 95% band; dots: seeds; {seeds_note})", fontsize=9)
+        ax.set_title(f"{task}: accuracy vs {axis or 'scale'} (mean over seeds, 95% band; dots: seeds; {seeds_note})", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-        paths.append(_save(fig, _filename(out_dir, prefix, "accuracy-vs-scale", str(task))))
+        paths.append(_save(fig, _filename(out_dir, prefix, f"accuracy-vs-{axis or 'scale'}", str(task))))
     return paths
 
 
@@ -120,7 +120,7 @@ def _budget_rows(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "") -> list[Path]:
+def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis: str | None = None) -> list[Path]:
     """One PNG per task with thinking runs: accuracy versus thought budget, a panel per scale."""
     paths = []
     for task, task_runs in runs.groupby("task", sort=True):
@@ -150,7 +150,7 @@ def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "") -> l
                 ax.scatter(line["budget"], line["budget_accuracy"], color=color, alpha=0.3, s=12, lw=0)
             for label, ref in references[references["scale"] == scale].groupby("line", sort=True):
                 ax.axhline(float(ref["accuracy"].mean()), color=colors[label], ls="--", lw=1.2, label=f"{label} (no thoughts)")
-            ax.set_title(f"scale {int(scale)}", fontsize=9)
+            ax.set_title(f"{axis or 'scale'} {int(scale)}", fontsize=9)
             ax.set_xlabel("thought budget K" + (" (evaluated)" if evaluated_at_several else " (trained)"))
             ax.set_ylim(-0.03, 1.03)
             ax.grid(alpha=0.3)
@@ -170,7 +170,7 @@ def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "") -> l
     return paths
 
 
-def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str = "") -> list[Path]:
+def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str = "", axis: str | None = None) -> list[Path]:
     """One PNG per task: held-out accuracy (top) and loss (bottom) versus step, a column per scale."""
     paths = []
     for task, task_runs in runs.groupby("task", sort=True):
@@ -200,7 +200,7 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
             # Log scale only when every loss is positive (RL losses of thinkers can go below zero).
             if panel_losses and min(panel_losses) > 0:
                 bottom.set_yscale("log")
-            top.set_title(f"scale {int(scale)}", fontsize=9)
+            top.set_title(f"{axis or 'scale'} {int(scale)}", fontsize=9)
             top.set_ylim(-0.03, 1.03)
             top.grid(alpha=0.3)
             bottom.grid(alpha=0.3)
@@ -215,15 +215,22 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
     return paths
 
 
-def make_plots(runs: pd.DataFrame, root: Path, out_dir: Path, kinds: Sequence[str] = KINDS, prefix: str = "") -> list[Path]:
-    """Every figure of `kinds` that the runs allow; returns the files written."""
+def make_plots(
+    runs: pd.DataFrame, root: Path, out_dir: Path, kinds: Sequence[str] = KINDS, prefix: str = "", axis: str | None = None
+) -> list[Path]:
+    """Every figure of `kinds` that the runs allow; returns the files written. `axis` names the task
+    parameter on the scale axis (e.g. sort's `length`; default: each task's --max parameter): runs
+    whose task lacks it are left out, and the usual scale parameter becomes a line's setting."""
     paths: list[Path] = []
+    runs = with_scale_axis(runs, axis)
+    if axis is not None:
+        prefix = f"{prefix}-by-{axis}" if prefix else f"by-{axis}"  # never overwrite the default figures
     if "scale" in kinds:
-        paths += accuracy_vs_scale(runs, out_dir, prefix)
+        paths += accuracy_vs_scale(runs, out_dir, prefix, axis)
     if "budget" in kinds:
-        paths += accuracy_vs_budget(runs, out_dir, prefix)
+        paths += accuracy_vs_budget(runs, out_dir, prefix, axis)
     if "curves" in kinds:
-        paths += training_curves(runs, root, out_dir, prefix)
+        paths += training_curves(runs, root, out_dir, prefix, axis)
     return paths
 
 

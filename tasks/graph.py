@@ -1,20 +1,27 @@
 """`graph`: a shortest path from a source to a target in a random graph, or "no path".
 
-Graphs are Erdős–Rényi G(n, p) on n = `max` nodes, with p = min(1, degree / (n - 1)) so that a
-node's expected (out-)degree is `degree` at every scale; `directed` picks directed or undirected
-edges. The edge count is capped at `max_edges` (mean + 4 standard deviations; larger draws, about
-one in 30,000, are redrawn). Per problem a coin with probability `no_path_share` (default 0.25)
-decides the kind of problem:
+Path and no-path problems come from one construction, so that nothing on the surface tells them
+apart (no isolated endpoint, the same endpoint degrees, the same edge count):
 
-- path problems: the source is a uniform node with an outgoing edge, the target a uniform node
-  reachable from it;
-- no-path problems: the source is a uniform node, the target a uniform node it cannot reach. Where
-  G(n, p) rarely leaves any node unreachable (tiny n, high degree; at the default degree 2 with
-  n = 3, p = 1 and every graph is a triangle), after 8 redrawn graphs a cut is planted instead: the
-  nodes are split at random into a side with the source and a side with the target, and the edges
-  from the source's side to the target's side are removed. At degree 2 that happens for every
-  no-path problem at n = 3, about a quarter at n = 4, 0.2% at n = 8 and none at n >= 16; at
-  degree 8 for nearly all of them up to n = 64.
+1. the n = `max` nodes are split at random into a source side S and a target side T, each of at
+   least 2 nodes (2 + Binomial(n - 4, 1/2) nodes in S);
+2. inside each side edges are drawn independently (G(k, p) on a side of k nodes, p = min(3/4,
+   degree / (k - 1)), so a node's expected (out-)degree is `degree`; the 3/4 cap keeps non-edges on
+   tiny sides). Directed graphs also get edges from T back to S with p = min(3/4, degree / (n - 1)).
+   No edge goes from S to T;
+3. the source s is a uniform node of S that reaches another node of S, u a uniform node it reaches;
+   the target t is a uniform node of T reached from another node of T, v a uniform node reaching it.
+   So neither endpoint is ever isolated, in either kind of problem;
+4. a coin with probability `no_path_share` (default 0.25) decides the kind. A path problem adds the
+   bridge u -> v (undirected: u - v), the only edge from S to T, so every path crosses it. A no-path
+   problem adds instead one uniform missing edge inside a side that touches neither s nor t, so both
+   kinds have the same number of edges and the same endpoint degrees. Draws where no such edge
+   exists are redrawn for both kinds alike. (At n = 4 none ever would: both sides have 2 nodes,
+   so the smallest graph has 5 nodes.)
+
+The edge count is capped at `max_edges` (mean + 4 standard deviations at the worst side sizes;
+larger draws, about one in 30,000, are redrawn for both kinds alike). Node labels carry no side:
+the split is a uniform random subset.
 
 Serial depth: the number of BFS layers expanded, which is the shortest path's length (in edges)
 for path problems and the source's eccentricity inside what it can reach for no-path problems.
@@ -37,6 +44,7 @@ As JSON the trace is the list of frontiers, e.g. [[2], [0, 5], [7]], or with no 
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -47,10 +55,11 @@ import numpy as np
 from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
-MIN_NODES, MAX_NODES = 3, 128
+MIN_NODES, MAX_NODES = 5, 128  # two sides of at least 2 nodes, and a spare pair inside one of them
 MIN_DEGREE, MAX_DEGREE = 0.5, 8.0
-# Redrawn graphs before a no-path problem falls back to a planted cut.
-_NATURAL_NO_PATH_ROUNDS = 8
+MAX_EDGE_PROBABILITY = 0.75  # tiny dense sides keep non-edges for a no-path problem's extra edge
+# Redrawn graphs per wanted problem before giving up (a guard: valid parameters need a few at most).
+_MAX_REDRAWS_PER_PROBLEM = 400
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class GraphParams:
     max: int = 8
     """Number of nodes n."""
     degree: float = 2.0
-    """Expected (out-)degree of a node: G(n, p) with p = degree / (n - 1)."""
+    """Expected (out-)degree of a node inside its side: p = min(3/4, degree / (side size - 1))."""
     directed: bool = False
     """Directed edges (u -> v) instead of undirected ones."""
     no_path_share: float = 0.25
@@ -87,6 +96,16 @@ def bfs_layers(adjacency: list[list[int]], source: int, target: int) -> tuple[li
     return layers, parent
 
 
+def _reachable(adjacency: list[list[int]], start: int) -> set[int]:
+    seen, stack = {start}, [start]
+    while stack:
+        for y in adjacency[stack.pop()]:
+            if y not in seen:
+                seen.add(y)
+                stack.append(y)
+    return seen
+
+
 def path_from_parents(parent: list[int], target: int) -> list[int]:
     path = [target]
     while parent[path[-1]] != path[-1]:
@@ -102,9 +121,13 @@ class GraphTask(Task):
     Params = GraphParams
     scale_param = "max"
     scale_help = "number of nodes n"
+    difficulty_help = (
+        "max (nodes) drives serial depth: BFS layers grow with n; degree sets density; "
+        "no_path_share sets the answer mix (the majority floor)"
+    )
     param_help = {
         "max": "number of nodes n (the scale)",
-        "degree": "expected (out-)degree of a node; p = degree / (n - 1)",
+        "degree": "expected (out-)degree of a node inside its side (the graph's density)",
         "directed": "directed edges instead of undirected",
         "no_path_share": "share of problems with no path (answer NO_PATH)",
     }
@@ -118,11 +141,28 @@ class GraphTask(Task):
         else:
             us, vs = np.triu_indices(n, k=1)
         self._pair_u, self._pair_v = us.astype(np.int64), vs.astype(np.int64)
-        pairs = len(us)
-        self._p = min(1.0, params.degree / (n - 1))
-        mean = pairs * self._p
-        spread = math.sqrt(pairs * self._p * (1 - self._p))
-        self._max_edges = min(pairs, math.ceil(mean + 4 * spread + 1))
+        self._pair_index = np.full((n, n), -1, dtype=np.int64)
+        self._pair_index[us, vs] = np.arange(len(us))
+        if not params.directed:
+            self._pair_index[vs, us] = np.arange(len(us))
+        # Edge probability inside a side of k nodes (index k), and from the target's side back.
+        self._side_p = np.array([0.0] + [min(MAX_EDGE_PROBABILITY, params.degree / max(k - 1, 1)) for k in range(1, n + 1)])
+        self._back_p = min(MAX_EDGE_PROBABILITY, params.degree / (n - 1)) if params.directed else 0.0
+        self._max_edges = self._edge_cap()
+
+    def _edge_cap(self) -> int:
+        """Mean + 4 standard deviations of the edge count at the worst split, plus the added edge."""
+        n, directed = self.params.max, self.params.directed
+        worst = 0
+        for a in range(2, n - 1):
+            mean = var = 0.0
+            for k in (a, n - a):
+                pairs, p = (k * (k - 1) if directed else k * (k - 1) // 2), self._side_p[k]
+                mean, var = mean + pairs * p, var + pairs * p * (1 - p)
+            if directed:
+                mean, var = mean + a * (n - a) * self._back_p, var + a * (n - a) * self._back_p * (1 - self._back_p)
+            worst = max(worst, math.ceil(mean + 4 * math.sqrt(var) + 1))
+        return min(len(self._pair_u), worst + 1)
 
     def validate(self) -> None:
         p = self.params
@@ -179,28 +219,30 @@ class GraphTask(Task):
         has_path = rng.random(n) >= self.params.no_path_share
 
         pending = np.arange(n)
-        attempt = 0
+        # Draws in chunks: a round's random edge matrix holds chunk x pairs floats.
+        chunk = max(16, 4_000_000 // len(self._pair_u))
+        redrawn = 0
         while len(pending):
-            # One round: a fresh graph and fresh choices for every problem still unfilled.
-            k = len(pending)
-            edge_masks = rng.random((k, len(self._pair_u))) < self._p
-            choices = rng.random((k, 2))
-            sides = rng.random((k, nodes)) < 0.5
-            plant_cut = attempt >= _NATURAL_NO_PATH_ROUNDS
+            if redrawn > _MAX_REDRAWS_PER_PROBLEM * n + 1000:
+                raise TaskError(f"graph: could not draw problems at max={nodes}, degree={self.params.degree}; raise max")
+            # One round: a fresh split, graph and choices for the next problems still unfilled.
+            k = min(len(pending), chunk)
+            source_side_size = 2 + rng.binomial(nodes - 4, 0.5, size=k)
+            ranks = np.argsort(rng.random((k, nodes)), axis=1).argsort(axis=1)
+            in_source_side = ranks < source_side_size[:, None]
+            edge_masks = rng.random((k, len(self._pair_u))) < self._pair_probabilities(in_source_side, source_side_size)
+            choices = rng.random((k, 5))
             still = []
-            for j, slot in enumerate(pending.tolist()):
-                mask = edge_masks[j]
-                if mask.sum() > self._max_edges:
-                    problem = None
-                elif plant_cut and not has_path[slot]:
-                    problem = self._planted_no_path(mask, choices[j], sides[j])
-                else:
-                    problem = self._natural_problem(mask, bool(has_path[slot]), choices[j])
+            for j, slot in enumerate(pending[:k].tolist()):
+                problem = self._draw_problem(edge_masks[j], in_source_side[j], bool(has_path[slot]), choices[j])
                 if problem is None:
                     still.append(slot)
                     continue
-                edge_u, edge_v, source, target = problem
-                layers, path = self._solve(edge_u, edge_v, source, target)
+                edge_u, edge_v, source, target, adjacency = problem
+                layers, parent = bfs_layers(adjacency, source, target)
+                path = path_from_parents(parent, target) if parent[target] != -1 else None
+                if (path is not None) != bool(has_path[slot]):
+                    raise RuntimeError("graph: a problem of the wrong kind; a bug in tasks/graph.py")
                 m = len(edge_u)
                 questions[slot, 0 : 2 * m : 2] = np.asarray(edge_u) + 1
                 questions[slot, 1 : 2 * m : 2] = np.asarray(edge_v) + 1
@@ -213,10 +255,20 @@ class GraphTask(Task):
                 traces[slot, : len(trace)] = trace
                 size[slot] = m
                 depth[slot] = sum(1 for layer in layers[1:] if layer)
-            pending = np.asarray(still, dtype=np.int64)
-            attempt += 1
+            redrawn += len(still)
+            pending = np.concatenate([np.asarray(still, dtype=np.int64), pending[k:]])
         meta = {"size": size, "depth": depth, "has_path": has_path.astype(np.int64)}
         return Batch(questions, answers, traces, meta)
+
+    def _pair_probabilities(self, in_source_side: np.ndarray, source_side_size: np.ndarray) -> np.ndarray:
+        """(k, pairs) edge probabilities: p of the side inside each side, back edges T -> S, none S -> T."""
+        # Pair kind 0: both in T, 1: T -> S, 2: S -> T, 3: both in S.
+        kind = (in_source_side[:, self._pair_u].astype(np.int8) << 1) | in_source_side[:, self._pair_v]
+        table = np.zeros((len(source_side_size), 4))
+        table[:, 0] = self._side_p[self.params.max - source_side_size]
+        table[:, 1] = self._back_p
+        table[:, 3] = self._side_p[source_side_size]
+        return np.take_along_axis(table, kind.astype(np.int64), axis=1)
 
     def _adjacency(self, edge_u: list[int], edge_v: list[int]) -> list[list[int]]:
         adjacency: list[list[int]] = [[] for _ in range(self.params.max)]
@@ -228,49 +280,43 @@ class GraphTask(Task):
             neighbours.sort()
         return adjacency
 
-    def _natural_problem(
-        self, mask: np.ndarray, want_path: bool, choice: np.ndarray
-    ) -> tuple[list[int], list[int], int, int] | None:
-        """Source and target of the wanted kind in this G(n, p) graph, or None to redraw it."""
-        edge_u, edge_v = self._pair_u[mask].tolist(), self._pair_v[mask].tolist()
-        adjacency = self._adjacency(edge_u, edge_v)
-        if want_path:
-            starts = [u for u in range(self.params.max) if adjacency[u]]
-            if not starts:
-                return None
-            source = starts[int(choice[0] * len(starts))]
-        else:
-            source = int(choice[0] * self.params.max)
-        layers, parent = bfs_layers(adjacency, source, -1)  # full search: everything reachable
-        if want_path:
-            targets = [v for layer in layers[1:] for v in layer]
-        else:
-            targets = [v for v in range(self.params.max) if parent[v] == -1]
-        if not targets:
+    def _draw_problem(
+        self, mask: np.ndarray, in_source_side: np.ndarray, want_path: bool, choice: np.ndarray
+    ) -> tuple[list[int], list[int], int, int, list[list[int]]] | None:
+        """Edges, endpoints and adjacency (the added edge included) for one drawn split and inside
+        graph, or None to redraw."""
+        if mask.sum() > self._max_edges - 1:
             return None
-        targets.sort()
-        return edge_u, edge_v, source, targets[int(choice[1] * len(targets))]
-
-    def _planted_no_path(
-        self, mask: np.ndarray, choice: np.ndarray, sides: np.ndarray
-    ) -> tuple[list[int], list[int], int, int]:
-        """A no-path problem by construction: drop the edges from the source's side of a random cut."""
-        nodes = self.params.max
-        source = int(choice[0] * nodes)
-        target = (source + 1 + int(choice[1] * (nodes - 1))) % nodes
-        target_side = sides.copy()
-        target_side[source], target_side[target] = False, True
-        u_side, v_side = target_side[self._pair_u], target_side[self._pair_v]
-        crossing = (~u_side & v_side) if self.params.directed else (u_side != v_side)
-        keep = mask & ~crossing
-        return self._pair_u[keep].tolist(), self._pair_v[keep].tolist(), source, target
-
-    def _solve(
-        self, edge_u: list[int], edge_v: list[int], source: int, target: int
-    ) -> tuple[list[list[int]], list[int] | None]:
-        layers, parent = bfs_layers(self._adjacency(edge_u, edge_v), source, target)
-        path = path_from_parents(parent, target) if parent[target] != -1 else None
-        return layers, path
+        edge_u, edge_v = self._pair_u[mask].tolist(), self._pair_v[mask].tolist()
+        forward = self._adjacency(edge_u, edge_v)
+        backward = forward if not self.params.directed else self._adjacency(edge_v, edge_u)
+        side_s = [x for x in range(self.params.max) if in_source_side[x]]
+        side_t = [x for x in range(self.params.max) if not in_source_side[x]]
+        # No edge leaves S towards T, so whatever s reaches is in S and whatever reaches t is in T.
+        sources = [x for x in side_s if forward[x]]
+        targets = [x for x in side_t if backward[x]]
+        if not sources or not targets:
+            return None
+        source = sources[int(choice[0] * len(sources))]
+        target = targets[int(choice[1] * len(targets))]
+        reached = sorted(_reachable(forward, source) - {source})
+        reaching = sorted(_reachable(backward, target) - {target})
+        u, v = reached[int(choice[2] * len(reached))], reaching[int(choice[3] * len(reaching))]
+        # The no-path problem's extra edge: missing, inside a side, touching neither endpoint.
+        pair_u, pair_v = self._pair_u, self._pair_v
+        same_side = in_source_side[pair_u] == in_source_side[pair_v]
+        off_endpoints = (pair_u != source) & (pair_u != target) & (pair_v != source) & (pair_v != target)
+        extra = np.flatnonzero(same_side & off_endpoints & ~mask)
+        if not len(extra):
+            return None  # redrawn whichever kind was wanted, so both kinds see the same graphs
+        added = self._pair_index[u, v] if want_path else extra[int(choice[4] * len(extra))]
+        a, b = int(self._pair_u[added]), int(self._pair_v[added])
+        bisect.insort(forward[a], b)
+        if not self.params.directed:
+            bisect.insort(forward[b], a)
+        mask = mask.copy()
+        mask[added] = True
+        return self._pair_u[mask].tolist(), self._pair_v[mask].tolist(), source, target, forward
 
     # ---- structured form -------------------------------------------------------------------
     def problem_json(self, question: np.ndarray) -> dict[str, Any]:
@@ -319,6 +365,9 @@ class GraphTask(Task):
             isinstance(e, list) and len(e) == 2 and all(is_int(x) and 0 <= x < nodes for x in e) for e in edges
         ):
             raise TaskError(f"graph: 'edges' must be a list of [u, v] pairs of nodes in 0..{nodes - 1}")
+        loop = next((e for e in edges if e[0] == e[1]), None)
+        if loop is not None:
+            raise TaskError(f"graph: edge {loop} is a self-loop; a graph problem's edges join two distinct nodes")
         for key in ("source", "target"):
             value = problem.get(key)
             if not is_int(value) or not 0 <= value < nodes:

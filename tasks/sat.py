@@ -1,18 +1,31 @@
 """`sat`: is a random k-CNF formula satisfiable? Answer a satisfying assignment, or UNSAT.
 
-Formulas are uniform random k-CNF over n = `max` variables: m = round(ratio * n) clauses, each of
-`width` distinct variables with random signs (clauses drawn independently, so repeats can occur).
-Per problem a coin with probability `unsat_share` (default 0.5) decides whether the problem must be
-unsatisfiable; formulas are drawn until one of that kind turns up, satisfiability being decided by
-python-sat (Minisat 2.2). So by default half the problems are UNSAT and always answering one way
-scores 50%. The default ratio 4.26 is the 3-SAT phase transition, where both kinds are common (at
-small n most formulas there are still satisfiable: P(UNSAT) is about 0.15 at n = 5 and 0.28 at
-n = 20, so about 3.5 formulas are drawn per problem at n = 5). A ratio far from the transition makes
-one kind so rare that generation stops with a TaskError saying so.
+Formulas come in NeuroSAT pairs (Selsam et al. 2019), so that no size statistic tells SAT from
+UNSAT: random clauses of `width` distinct variables with random signs (no clause twice) over
+n = `max` variables are added one at a time until the formula becomes unsatisfiable (python-sat's
+Minisat 2.2 decides, incrementally). That formula is the UNSAT member of the pair; the SAT member is
+the same formula with one literal of its last clause negated (satisfiable: every model of the
+clauses before it falsified that literal). Both members have the same clauses but one, so the same
+number of clauses and of literals of each sign up to one. The negated literal is one whose negation
+does not repeat a clause already present (a pair with none is redrawn), and among those one that
+lowers the polarity imbalance most (the sum, then the largest, over variables of |positive -
+negative occurrences|; ties at random): a uniform pick would leave the SAT twin visibly less
+balanced, since the clause that makes a formula UNSAT tends to hold each variable's rarer sign.
+Per problem a coin with probability `unsat_share` (default 0.5) decides which member is kept, so
+by default half the problems are UNSAT and always answering one way scores 50%.
+
+Formulas hold at most round(`ratio` * n) clauses; a sequence still satisfiable there is redrawn
+(both members alike). Width 3 needs about 5n clauses on average (8-9n for 99% of formulas at
+n = 5..10), so the default ratio 6 keeps about 80% of sequences at n = 5. A ratio too small for
+any formula to become unsatisfiable stops generation with a TaskError saying so. The width must be
+below n (with width = n there is a single UNSAT formula: all 2^n possible clauses), and n >= 4.
+Width 2 keeps a polarity signal the twin choice cannot remove (two literals to pick from): a
+logistic regression on size and polarity statistics tells SAT from UNSAT 56-63% of the time at
+n = 4..8 (`bench floors --task sat --set width=2`); the default width 3 stays within noise of 50%.
 Literals in a clause are sorted by variable and clauses sorted, so a formula has one written form.
 
 Tokens (vocab 2n + 2): PAD=0, literal +v is token 2v - 1, literal -v is token 2v, UNSAT = 2n + 1.
-Question (m * width tokens): the clauses' literals, clause after clause.
+Question (round(ratio * n) * width tokens): the clauses' literals, clause after clause, then PAD.
 Answer (n tokens): one literal per variable, variables 1..n in order; or UNSAT, then PAD.
 
 Reference trace: the trail of `dpll`, a textbook recursive DPLL (unit propagation, then a branch on
@@ -20,14 +33,16 @@ the first literal of a shortest clause, trying the literal and then its negation
 formula simplified by each assignment. Events, one token each (trace vocab 4n + 2):
 TRACE_PAD=0, decide literal l: token(l), propagate l: 2n + token(l), CONFLICT = 4n + 1 (an empty
 clause: this branch fails and DPLL backtracks). The reference assignment is the one DPLL finds,
-variables it left free set false. trace_len = `trace_len_for(n, width, m)`; longer trails (a few
+variables it left free set false. trace_len = `trace_len_for(n)`; longer trails (a few
 UNSAT proofs at large n) are cut there. As JSON a trace is a list of events: ["d", 3], ["p", -1],
 ["conflict"].
 Serial depth: the number of DPLL decisions (both branches count). Size: the number of variables.
+Meta also records `clauses`, the formula's number of clauses.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +52,7 @@ from pysat.solvers import Minisat22
 from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 
-MIN_VARIABLES, MAX_VARIABLES = 3, 24
+MIN_VARIABLES, MAX_VARIABLES = 4, 24  # at n = 3 too few formulas exist for balanced, shortcut-free pairs
 MIN_WIDTH, MAX_WIDTH = 2, 5
 MIN_RATIO, MAX_RATIO = 0.5, 12.0
 # Candidate formulas drawn per wanted problem before giving up on a kind that hardly occurs.
@@ -53,8 +68,8 @@ class SatParams:
     """Number of variables n."""
     width: int = 3
     """Literals per clause (k of k-CNF)."""
-    ratio: float = 4.26
-    """Clauses per variable: m = round(ratio * n)."""
+    ratio: float = 6.0
+    """Most clauses per variable: a formula holds at most round(ratio * n) clauses."""
     unsat_share: float = 0.5
     """Share of problems that are unsatisfiable."""
 
@@ -92,15 +107,24 @@ def dpll(clauses: list[Clause], trail: list[tuple], assigned: tuple[int, ...] = 
     return None
 
 
-def is_satisfiable(clauses: list[list[int]]) -> bool:
+def is_satisfiable(clauses: list[list[int]], time_limit: float | None = None) -> bool | None:
+    """Minisat's verdict; None if `time_limit` seconds pass first (the search is interrupted)."""
     with Minisat22(bootstrap_with=clauses) as solver:
-        return bool(solver.solve())
+        if time_limit is None:
+            return bool(solver.solve())
+        timer = threading.Timer(time_limit, solver.interrupt)
+        timer.start()
+        try:
+            verdict = solver.solve_limited(expect_interrupt=True)
+        finally:
+            timer.cancel()
+        return None if verdict is None else bool(verdict)
 
 
 def trace_len_for(variables: int) -> int:
-    """Room for about 99% of DPLL trails at the phase transition (measured for n = 3..24), and
-    for all but about 1 in 10,000 at the default n = 5."""
-    return 4 * variables + variables * variables // 2 + 8
+    """Room for more than 99% of DPLL trails of these pairs (measured on 600 problems each at
+    n = 3..24: the 99th percentile is 28 events at n = 5, 102 at n = 12, 451 at n = 24)."""
+    return 4 * variables + 3 * variables * variables // 4 + 8
 
 
 MAX_JSON_VARIABLES = 1_000_000  # bound on structured problems read by `bench verify`
@@ -111,10 +135,14 @@ class SatTask(Task):
     Params = SatParams
     scale_param = "max"
     scale_help = "number of variables n"
+    difficulty_help = (
+        "max (variables) drives serial depth: DPLL decisions grow with n; ratio only caps the clause "
+        "count (question length); width 2 keeps a polarity shortcut (see bench floors)"
+    )
     param_help = {
         "max": "number of variables n (the scale)",
         "width": "literals per clause (k of k-CNF)",
-        "ratio": "clauses per variable; 4.26 is the 3-SAT phase transition",
+        "ratio": "most clauses per variable (question length); pairs needing more are redrawn",
         "unsat_share": "share of unsatisfiable problems (answer UNSAT)",
     }
 
@@ -122,9 +150,10 @@ class SatTask(Task):
         p = self.params
         if isinstance(p.max, bool) or not isinstance(p.max, int) or not MIN_VARIABLES <= p.max <= MAX_VARIABLES:
             raise TaskError(f"sat: max={p.max!r} out of range; valid: {MIN_VARIABLES}..{MAX_VARIABLES}")
-        top_width = min(MAX_WIDTH, p.max)
+        # width = max would leave a single UNSAT formula (all 2^max clauses): no balanced splits.
+        top_width = min(MAX_WIDTH, p.max - 1)
         if isinstance(p.width, bool) or not isinstance(p.width, int) or not MIN_WIDTH <= p.width <= top_width:
-            raise TaskError(f"sat: width={p.width!r} out of range; valid: {MIN_WIDTH}..{top_width} (at most max)")
+            raise TaskError(f"sat: width={p.width!r} out of range; valid: {MIN_WIDTH}..{top_width} (below max)")
         if not isinstance(p.ratio, (int, float)) or not MIN_RATIO <= p.ratio <= MAX_RATIO:
             raise TaskError(f"sat: ratio={p.ratio!r} out of range; valid: {MIN_RATIO}..{MAX_RATIO}")
         if not isinstance(p.unsat_share, (int, float)) or not 0.0 <= p.unsat_share <= 1.0:
@@ -164,48 +193,90 @@ class SatTask(Task):
         return trace_len_for(self.params.max)
 
     # ---- generation -------------------------------------------------------------------------
-    def _draw_formulas(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """k random formulas as (k, m, width) literal tokens, in their sorted written form."""
-        n, m, width = self.params.max, self.num_clauses, self.params.width
-        variables = np.sort(np.argsort(rng.random((k, m, n)), axis=2)[:, :, :width], axis=2) + 1
-        negative = rng.random((k, m, width)) < 0.5
-        tokens = 2 * variables - 1 + negative
-        # Sort clauses by their tokens read as base-(2n + 1) numbers: one canonical order.
-        keys = np.zeros((k, m), dtype=np.int64)
-        for column in range(width):
-            keys = keys * (2 * n + 1) + tokens[:, :, column]
-        order = np.argsort(keys, axis=1, kind="stable")
-        return np.take_along_axis(tokens, order[:, :, None], axis=1)
+    def _draw_sequences(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """k sequences of random clauses as (k, L, width) signed literals, each clause's literals
+        sorted by variable; L leaves room for the repeats that are skipped."""
+        n, width = self.params.max, self.params.width
+        length = 2 * self.num_clauses + 16
+        variables = np.sort(np.argsort(rng.random((k, length, n)), axis=2)[:, :, :width], axis=2) + 1
+        return np.where(rng.random((k, length, width)) < 0.5, -variables, variables)
+
+    def _draw_pair(self, sequence: np.ndarray, pick: float) -> tuple[list[Clause], list[Clause]] | None:
+        """(UNSAT formula, its SAT twin) from one clause sequence, or None to redraw."""
+        n = self.params.max
+        clauses = list(dict.fromkeys(map(tuple, sequence.tolist())))[: self.num_clauses]
+        with Minisat22() as solver:
+            # Clause i carries the selector n + 1 + i: assuming a prefix of selectors switches on
+            # that prefix, and the core of a refutation bounds the first unsatisfiable prefix.
+            for i, clause in enumerate(clauses):
+                solver.add_clause([*clause, -(n + 1 + i)])
+            selectors = list(range(n + 1, n + 1 + len(clauses)))
+            if solver.solve(assumptions=selectors):
+                return None  # still satisfiable at the clause cap
+            m = max(solver.get_core()) - n
+            while m > 1 and not solver.solve(assumptions=selectors[: m - 1]):
+                m = max(solver.get_core()) - n
+        unsat, last = clauses[:m], clauses[m - 1]
+        present = set(unsat)
+        twins = [last[:i] + (-last[i],) + last[i + 1 :] for i in range(len(last))]
+        twins = [twin for twin in twins if twin not in present]
+        if not twins:
+            return None
+        balance = np.zeros(n + 1, dtype=np.int64)  # per variable: positive minus negative occurrences
+        for clause in unsat:
+            for literal in clause:
+                balance[abs(literal)] += 1 if literal > 0 else -1
+        total, top = int(np.abs(balance).sum()), int(np.abs(balance).max())
+
+        def imbalance_change(twin: Clause) -> tuple[int, int]:
+            flipped = next(x for x in twin if x not in last)
+            changed = balance.copy()
+            changed[abs(flipped)] += 2 if flipped > 0 else -2
+            return int(np.abs(changed).sum()) - total, int(np.abs(changed).max()) - top
+
+        changes = [imbalance_change(twin) for twin in twins]
+        twins = [twin for twin, change in zip(twins, changes) if change == min(changes)]
+        return unsat, unsat[:-1] + [twins[int(pick * len(twins))]]
+
+    def _written_form(self, clauses: list[Clause]) -> np.ndarray:
+        """(num_clauses, width) literal tokens: clauses sorted by their tokens, then PAD rows."""
+        tokens = np.zeros((self.num_clauses, self.params.width), dtype=np.int64)
+        literals = np.asarray(clauses, dtype=np.int64)
+        rows = 2 * np.abs(literals) - (literals > 0)
+        tokens[: len(rows)] = rows[np.lexsort(rows.T[::-1])]  # rows in ascending (first, second, ...) order
+        return tokens
 
     def generate(self, rng: np.random.Generator, n: int) -> Batch:
         p = self.params
         want_unsat = rng.random(n) < p.unsat_share
         formulas = np.zeros((n, self.num_clauses, p.width), dtype=np.int64)
-        # Slots still waiting for a formula, per kind, each queue in slot order.
-        open_slots = {kind: list(np.flatnonzero(want_unsat == kind)[::-1]) for kind in (False, True)}
-        drawn = kept = 0
-        while open_slots[False] or open_slots[True]:
-            pending = len(open_slots[False]) + len(open_slots[True])
-            # Draw about as many as the share kept so far says will fill the open slots.
-            draw = min(int(1.1 * pending * drawn / max(kept, 1)) if drawn else pending, 100 * pending) + 8
-            for formula in self._draw_formulas(rng, draw):
-                unsat = not is_satisfiable(_literals(formula).tolist())
-                if open_slots[unsat]:  # else this kind is full: drop the formula
-                    formulas[open_slots[unsat].pop()] = formula
-                    kept += 1
-            drawn += draw
-            if drawn > _MAX_DRAWS_PER_PROBLEM * n + 1000 and (open_slots[False] or open_slots[True]):
-                kind = "unsatisfiable" if open_slots[True] else "satisfiable"
+        clause_counts = np.zeros(n, dtype=np.int64)
+        filled = drawn = 0
+        while filled < n:
+            if drawn > _MAX_DRAWS_PER_PROBLEM * n + 1000:
                 raise TaskError(
-                    f"sat: at ratio={p.ratio}, width={p.width}, max={p.max} almost no formulas are {kind}; "
-                    f"move ratio toward the phase transition (4.26 for width 3) or change unsat_share"
+                    f"sat: at ratio={p.ratio}, width={p.width}, max={p.max} almost no clause sequences become "
+                    f"unsatisfiable within {self.num_clauses} clauses; raise ratio (width 3 needs about 5 per variable)"
                 )
+            k = min(256, 2 * (n - filled) + 8)  # about half the sequences make a pair at the default ratio
+            picks = rng.random(k)
+            for sequence, pick in zip(self._draw_sequences(rng, k), picks):
+                pair = self._draw_pair(sequence, float(pick))
+                if pair is None:
+                    continue
+                chosen = pair[0] if want_unsat[filled] else pair[1]
+                formulas[filled] = self._written_form(chosen)
+                clause_counts[filled] = len(chosen)
+                filled += 1
+                if filled == n:
+                    break
+            drawn += k
 
         answers = np.zeros((n, self.answer_len), dtype=np.int64)
         traces = np.zeros((n, self.trace_len), dtype=np.int64)
         depth = np.zeros(n, dtype=np.int64)
         for i in range(n):
-            clauses = [tuple(clause) for clause in _literals(formulas[i]).tolist()]
+            clauses = [tuple(clause) for clause in _literals(formulas[i, : clause_counts[i]]).tolist()]
             trail: list[tuple] = []
             assigned = dpll(clauses, trail)
             if (assigned is None) != bool(want_unsat[i]):
@@ -221,6 +292,7 @@ class SatTask(Task):
             "size": np.full(n, p.max, dtype=np.int64),
             "depth": depth,
             "satisfiable": (~want_unsat).astype(np.int64),
+            "clauses": clause_counts,
         }
         return Batch(formulas.reshape(n, -1), answers, traces, meta)
 
@@ -240,7 +312,8 @@ class SatTask(Task):
 
     # ---- structured form -------------------------------------------------------------------
     def problem_json(self, question: np.ndarray) -> dict[str, Any]:
-        literals = _literals(np.asarray(question).reshape(-1, self.params.width))
+        rows = np.asarray(question).reshape(-1, self.params.width)
+        literals = _literals(rows[rows[:, 0] != PAD])  # PAD rows fill the question after the formula
         return {"variables": self.params.max, "clauses": literals.tolist()}
 
     def answer_json(self, answer: np.ndarray) -> Any:
@@ -279,6 +352,14 @@ class SatTask(Task):
                 f"sat: 'clauses' must be a list of clauses, each a list of nonzero DIMACS literals "
                 f"within +-{variables}"
             )
+        if any(not clause for clause in clauses):
+            raise TaskError("sat: a clause is empty; each clause holds at least one literal")
+
+    def verify_json_within(self, problem: dict[str, Any], answer: Any, time_limit: float) -> bool | None:
+        if answer is None:  # an UNSAT claim: a proof search, interrupted after time_limit seconds
+            satisfiable = is_satisfiable(problem["clauses"], time_limit)
+            return None if satisfiable is None else not satisfiable
+        return self.verify_json(problem, answer)
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
         clauses = problem["clauses"]

@@ -16,8 +16,12 @@ n * ceil(log2 n) stays bounded (384 tokens at n = 64, where per-insertion snapsh
 answer. Trace tokens are value tokens (value v is trace token v + 1, trace vocabulary max + 1).
 
 Serial depth: the number of inversions (pairs i < j with x_i > x_j), i.e. the swaps insertion or
-bubble sort performs. With more distinct values there are fewer ties, so it grows with `max` on
-average (from ~C(n,2)/4 at max=2 towards C(n,2)/2). Meta also records `size` = n and `passes`.
+bubble sort performs. Which parameter drives which difficulty: `length` (n) drives the serial
+depth (about n(n-1)/4 inversions and ceil(log2 n) merge passes), so it is the axis for scaling
+studies (`bench compare --frontier --axis length`, `bench plot --axis length`); `--max` is the
+value range (vocabulary size), and depth barely moves with it once values rarely tie (the mean
+goes from C(n,2)/4 at max=2 to about C(n,2)/2 * (1 - 1/max)). Meta also records `size` = n and
+`passes`.
 """
 
 from __future__ import annotations
@@ -84,7 +88,14 @@ class SortTask(Task):
     Params = SortParams
     scale_param = "max"
     scale_help = "value range: n values in [0, max)"
-    param_help = {"max": "value range (the scale)", "length": f"number of values n (2..{MAX_LENGTH})"}
+    difficulty_help = (
+        "length drives serial depth (inversions ~ n^2/4, log2 n merge passes): use --axis length for "
+        "frontiers and plots; max is the value range (vocabulary), depth barely moves with it"
+    )
+    param_help = {
+        "max": "value range (the --max scale: vocabulary size; serial depth hardly changes with it)",
+        "length": f"number of values n (2..{MAX_LENGTH}): drives serial depth; scale axis via --axis length",
+    }
 
     def validate(self) -> None:
         p = self.params
@@ -134,8 +145,12 @@ class SortTask(Task):
 
     def check_problem_json(self, problem: dict[str, Any]) -> None:
         values = problem.get("values")
-        if not isinstance(values, list) or not values or not all(is_int(x) for x in values):
-            raise TaskError(f"sort: 'values' must be a non-empty list of integers, got {values!r}")
+        if not isinstance(values, list) or not all(is_int(x) for x in values):
+            raise TaskError(f"sort: 'values' must be a list of integers, got {str(values)[:80]}")
+        if not 2 <= len(values) <= MAX_LENGTH or not all(0 <= x < MAX_VALUE_RANGE for x in values):
+            raise TaskError(
+                f"sort: 'values' must hold 2..{MAX_LENGTH} integers in [0, {MAX_VALUE_RANGE}), got {len(values)} values"
+            )
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
         if not isinstance(answer, list) or not all(is_int(x) for x in answer):

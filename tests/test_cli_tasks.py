@@ -136,11 +136,11 @@ def test_malformed_lines_are_named_and_the_rest_scored(tmp_path: Path) -> None:
         good[0],
         "{not json",  # line 2
         json.dumps({**record, "task": "nope"}),  # line 3
-        json.dumps(no_answer),  # line 4
+        json.dumps(no_answer),  # line 4: no answer: scored as wrong, not skipped
         "",  # blank lines are skipped, not errors
         good[1],
         json.dumps({**record, "operands": "x"}),  # line 7: a malformed problem
-        json.dumps({**record, "params": {"max": 1}}),  # line 8: a parameter out of range
+        json.dumps({**record, "params": {"max": 1}}),  # line 8: params are ignored, the answer is right
         good[2],
     ]
     path = tmp_path / "mixed.jsonl"
@@ -149,12 +149,11 @@ def test_malformed_lines_are_named_and_the_rest_scored(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "Traceback" not in result.output
     errors = result.stderr.strip().splitlines()
-    assert [e.split(": ")[1] for e in errors] == [f"{path} line {k}" for k in (2, 3, 4, 7, 8)]
+    assert [e.split(": ")[1] for e in errors] == [f"{path} line {k}" for k in (2, 3, 7)]
     assert "valid: add" in errors[1]  # the unknown task line names the valid tasks
-    assert "answer" in errors[2]
     summary = json.loads(result.stdout)
-    assert summary["tasks"]["add"] == {**summary["tasks"]["add"], "n": 3, "correct": 3}
-    assert summary["malformed_lines"] == 5
+    assert summary["tasks"]["add"] == {**summary["tasks"]["add"], "n": 5, "correct": 4, "unanswered": 1}
+    assert summary["malformed_lines"] == 3
 
 
 def test_a_flood_of_bad_lines_is_capped_but_counted(tmp_path: Path) -> None:
@@ -256,7 +255,7 @@ def test_real_process_sample_pipe_verify(tmp_path: Path) -> None:
     )
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["tasks"]["add"] == {
-        "n": 5, "correct": 5, "accuracy": 1.0, "interval95": list(wilson_interval(5, 5))
+        "n": 5, "correct": 5, "accuracy": 1.0, "interval95": list(wilson_interval(5, 5)), "unanswered": 0, "unverified": 0,
     }
     assert verify.stderr.strip().splitlines() == [
         f"error: stdin line 6: unknown task 'nope'; valid: {', '.join(task_names())}"

@@ -22,8 +22,8 @@ SMALL_SCALES: dict[str, tuple[int, ...]] = {
     "add": (12, 37, 100),  # below 9 the test split of add is empty
     "multiadd": (5, 37),
     "sort": (4, 30),
-    "graph": (4, 8),
-    "sat": (3, 6),
+    "graph": (5, 8),
+    "sat": (4, 6),
 }
 # Tasks whose question tokens are exactly their numbers + 1: the JSON form must decode back to them.
 NUMBER_FIELDS: dict[str, str] = {"add": "operands", "multiadd": "operands", "sort": "values"}

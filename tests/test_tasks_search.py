@@ -24,7 +24,7 @@ seeds = st.integers(0, 2**32 - 1)
 # ---- graph --------------------------------------------------------------------------------------
 graph_configs = st.fixed_dictionaries(
     {
-        "max": st.integers(3, 24),
+        "max": st.integers(5, 24),
         "directed": st.booleans(),
         "degree": st.sampled_from([0.5, 1.0, 2.0, 3.0, 5.0]),
     }
@@ -121,7 +121,7 @@ def test_graph_rejects_broken_longer_and_wrong_no_path(config, seed):
 
 
 def test_graph_verify_json_by_hand():
-    task = make_task("graph", 4)
+    task = make_task("graph", 5)
     square = {"nodes": 4, "edges": [[0, 1], [1, 2], [2, 3], [0, 3]], "directed": False, "source": 0, "target": 2}
     assert task.verify_json(square, [0, 1, 2]) and task.verify_json(square, [0, 3, 2])
     assert not task.verify_json(square, [0, 2])  # no such edge
@@ -153,7 +153,7 @@ def test_graph_trace_is_the_bfs_frontiers(config, seed):
 @pytest.mark.parametrize("directed", [False, True])
 @pytest.mark.parametrize("share", [0.0, 0.25, 0.6, 1.0])
 def test_graph_no_path_share(directed, share):
-    for nodes in (3, 10):  # n = 3 needs the planted cut; n = 10 mostly finds no-path pairs naturally
+    for nodes in (5, 10):  # n = 5: the smallest graph, where most draws are redrawn
         task = make_task("graph", nodes, {"directed": directed, "no_path_share": share})
         batch = task.generate(np.random.default_rng(1), 1500)
         no_path = batch.answers[:, 0] == task.no_path_token
@@ -163,7 +163,7 @@ def test_graph_no_path_share(directed, share):
 
 def test_graph_depth_grows_with_scale():
     depths = [
-        make_task("graph", nodes).generate(np.random.default_rng(2), 400).meta["depth"].mean() for nodes in (4, 16, 64)
+        make_task("graph", nodes).generate(np.random.default_rng(2), 400).meta["depth"].mean() for nodes in (5, 16, 64)
     ]
     assert depths[0] < depths[1] < depths[2]
 
@@ -171,7 +171,7 @@ def test_graph_depth_grows_with_scale():
 @pytest.mark.parametrize(
     "max_value, overrides, named",
     [
-        (2, {}, "max=2"),
+        (4, {}, "max=4"),
         (129, {}, "max=129"),
         (8, {"degree": "0.1"}, "degree=0.1"),
         (8, {"degree": "9"}, "degree=9.0"),
@@ -197,7 +197,7 @@ def test_graph_bad_params(max_value, overrides, named):
     ],
 )
 def test_graph_check_problem_json_rejects(problem):
-    task = make_task("graph", 3)
+    task = make_task("graph", 5)
     with pytest.raises(TaskError) as error:
         task.check_problem_json(problem)
     assert "\n" not in str(error.value)
@@ -213,11 +213,11 @@ def test_graph_check_problem_json_accepts_generated_and_render():
 
 
 # ---- sat ----------------------------------------------------------------------------------------
-sat_configs = st.fixed_dictionaries({"max": st.integers(3, 10), "width": st.sampled_from([2, 3])})
+sat_configs = st.fixed_dictionaries({"max": st.integers(4, 10), "width": st.sampled_from([2, 3])})
 
 
 def sat_sample(config: dict, seed: int, n: int = 16):
-    ratio = 4.26 if config["width"] == 3 else 2.0  # both kinds common at every n tested
+    ratio = 6.0 if config["width"] == 3 else 4.0  # room for most clause sequences to turn UNSAT
     task = make_task("sat", config["max"], {"width": config["width"], "ratio": ratio})
     return task, task.generate(np.random.default_rng(seed), n)
 
@@ -288,7 +288,7 @@ def test_sat_flips_do_break_clauses():
 
 
 def test_sat_verify_json_by_hand():
-    task = make_task("sat", 3)
+    task = make_task("sat", 4)
     contradiction = {"variables": 1, "clauses": [[1], [-1]]}
     assert task.verify_json(contradiction, None)
     assert not task.verify_json(contradiction, [1]) and not task.verify_json(contradiction, [-1])
@@ -324,13 +324,13 @@ def test_sat_trace_matches_answer(config, seed):
 
 
 def test_sat_depth_grows_with_scale():
-    depths = [make_task("sat", n).generate(np.random.default_rng(5), 300).meta["depth"].mean() for n in (3, 8, 16)]
+    depths = [make_task("sat", n).generate(np.random.default_rng(5), 300).meta["depth"].mean() for n in (4, 8, 16)]
     assert depths[0] < depths[1] < depths[2]
 
 
 def test_sat_rare_kind_raises():
-    task = make_task("sat", 20, {"ratio": "0.5"})  # far below the transition: UNSAT never happens
-    with pytest.raises(TaskError, match="almost no formulas are unsatisfiable") as error:
+    task = make_task("sat", 20, {"ratio": "0.5"})  # 10 clauses: far too few to turn UNSAT
+    with pytest.raises(TaskError, match="almost no clause sequences become unsatisfiable") as error:
         task.generate(np.random.default_rng(0), 4)
     assert "\n" not in str(error.value)
 
@@ -341,7 +341,8 @@ def test_sat_rare_kind_raises():
         (2, {}, "max=2"),
         (25, {}, "max=25"),
         (5, {"width": "1"}, "width=1"),
-        (3, {"width": "4"}, "width=4"),
+        (3, {}, "max=3"),
+        (4, {"width": "4"}, "width=4"),  # width must stay below max
         (5, {"ratio": "0.1"}, "ratio=0.1"),
         (5, {"ratio": "50"}, "ratio=50.0"),
         (5, {"unsat_share": "-0.1"}, "unsat_share=-0.1"),
@@ -365,7 +366,7 @@ def test_sat_bad_params(max_value, overrides, named):
     ],
 )
 def test_sat_check_problem_json_rejects(problem):
-    task = make_task("sat", 3)
+    task = make_task("sat", 4)
     with pytest.raises(TaskError) as error:
         task.check_problem_json(problem)
     assert "\n" not in str(error.value)
