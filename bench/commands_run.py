@@ -68,7 +68,7 @@ def run(
     set_params: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."),
     seed: int = typer.Option(0, help="Seeds model init, data and sampling."),
     steps: int = typer.Option(TrainConfig.steps, help="Training steps at most."),
-    batch: int = typer.Option(TrainConfig.batch, help="Problems per step."),
+    batch: Optional[int] = typer.Option(None, help="Problems per step (default: the solver's for the task; 256 except thinkers on long rollouts, see `bench solvers`)."),
     lr: float = typer.Option(1e-3, help="AdamW learning rate."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay (the notes found it harmful)."),
     d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
@@ -108,7 +108,7 @@ def run(
     )
     init_id = find_run(root, init).run_id if init else None
     train = TrainConfig(
-        steps=steps, batch=batch, target=target, eval_every=eval_every, eval_size=eval_size,
+        steps=steps, batch=0 if batch is None else batch, target=target, eval_every=eval_every, eval_size=eval_size,
         monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,
         eval_thoughts=parse_budgets(eval_thoughts or "", "--eval-thoughts"),
     )
@@ -119,6 +119,9 @@ def run(
     )
     check_stored_files(RunDir(root, spec.run_id), force)
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
+    note = defaults_note(spec, batch is None)
+    if note:
+        err_console.print(f"[dim]defaults: {note}[/]")
     progress, bar = train_progress(steps, quiet)
     last = {"time": None, "step": 0}
 
@@ -146,6 +149,21 @@ def run(
     if cached:
         err_console.print(f"already finished: showing the stored result (use --force to retrain)")
     show_run(run_dir.run_id, root)
+
+
+def defaults_note(spec: Any, batch_defaulted: bool) -> str:
+    """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''."""
+    from bench.train import default_batch
+    from solvers.base import TaskShape, make_options, resolve_solver
+    from tasks.registry import make_task
+
+    cls, canonical, flags = resolve_solver(spec.solver)
+    if not hasattr(cls, "default_batch"):
+        return ""
+    options = make_options(cls, canonical, flags, {k: v for k, v in spec.solver_options.items() if k not in flags})
+    _, why = default_batch(cls, TaskShape.of(make_task(spec.task, overrides=spec.task_params)), options)
+    given = "" if batch_defaulted else f" (batch {spec.train['batch']} given)"
+    return f"batch {spec.train['batch']}{given}; {why}"
 
 
 def show_run(run_id: str, root: Any) -> None:
