@@ -52,11 +52,12 @@ def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("acc {task.fields[acc]}"),
         TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("eta {task.fields[eta]}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
     )
-    return progress, progress.add_task("train", total=total, loss="-", acc="-", rate="-")
+    return progress, progress.add_task("train", total=total, loss="-", acc="-", rate="-", eta="-")
 
 
 @app.command()
@@ -131,11 +132,14 @@ def run(
         now = time.perf_counter()
         if last["time"] is None:
             last["time"], last["step"] = now, step
+        # Measured from the end of the first step (its warm-up is not the run's pace), evaluations
+        # included: the eta is the remaining steps at the pace so far (an early stop ends sooner).
         rate = (step - last["step"]) / (now - last["time"]) if now > last["time"] else 0.0
+        eta = f"{int((steps - step) / rate) // 60}:{int((steps - step) / rate) % 60:02d}" if rate > 0 else "-"
         accuracy = metrics.get("accuracy")
         assert progress is not None
         progress.update(bar, completed=step, loss=f"{metrics.get('loss', float('nan')):.3f}",
-                        acc="-" if accuracy is None else f"{accuracy:.3f}", rate=f"{rate:.1f}")
+                        acc="-" if accuracy is None else f"{accuracy:.3f}", rate="-" if rate == 0 else f"{rate:.1f}", eta=eta)
 
     try:
         if progress is not None:
@@ -249,6 +253,7 @@ def solvers() -> None:
             if kind is bool and field.name in _flag_names(family):
                 continue
             shown = field.default if field.default is not dataclasses.MISSING else "required"
+            shown = getattr(family.cls.Options, "AUTO", {}).get(field.name, shown)  # defaults chosen per task
             options.append(f"--{field.name.replace('_', '-')} ({shown})")
         table.add_row("\n".join(family.examples), family.summary, "\n".join(options) or "-")
     console.print(table)

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from solvers import rl
+from solvers.base import TensorBatch
 from solvers.core import KVCache, Transformer
 
 
@@ -38,7 +40,8 @@ class Rollout:
 def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(rows, inverse) for an (N, L) integer tensor: `keys[rows]` are its distinct rows (each the
     first row holding it) and `keys[rows][inverse] == keys`."""
-    _, inverse = torch.unique(_row_codes(keys), return_inverse=True)
+    codes = _row_codes(keys)
+    _, inverse = torch.unique(codes, dim=0 if codes.dim() == 2 else None, return_inverse=True)
     first = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), keys.shape[0], dtype=torch.long, device=keys.device)
     first = first.scatter_reduce(0, inverse, torch.arange(keys.shape[0], device=keys.device), reduce="amin")
     return first, inverse
@@ -156,3 +159,44 @@ def rollout(
         cache=cache,
         owner=owner,
     )
+
+
+@torch.no_grad()
+def rollout_diagnostics(solver: Any, task: Any, held_out: Any, device: Any, limit: int = 2000) -> dict[str, Any]:
+    """Thought statistics on held-out problems at the trained budget: entropy per position,
+    agreement with the reference trace per position (super), sampled-thought reward mean and
+    spread, and usefulness: accuracy with the model's own thoughts vs random thoughts."""
+    solver.eval()
+    n = min(limit, len(held_out))
+    batch = TensorBatch.from_numpy(held_out.take(slice(0, n)), device)
+    Q, A = batch.questions, batch.answers
+    roll = solver.rollout(Q, solver.K, 1, "greedy")
+    own = solver.decode_answers(Q, roll.ids, roll.valid)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    random_ids = solver.thought0 + torch.randint(0, solver.thought_vocab, roll.ids.shape, generator=gen).to(roll.ids.device)
+    random_valid = torch.ones_like(roll.valid)
+    rand = solver.decode_answers(Q, random_ids, random_valid)
+    q_np = Q.cpu().numpy()
+    own_acc = float(np.mean(task.verify_batch(q_np, own.cpu().numpy())))
+    random_acc = float(np.mean(task.verify_batch(q_np, rand.cpu().numpy())))
+    acted = roll.acted.float()
+    entropy = ((roll.entropy * acted).sum(0) / acted.sum(0).clamp_min(1)).tolist()
+    out: dict[str, Any] = {
+        "thoughts": solver.K,
+        "entropy_per_position": [round(x, 4) for x in entropy],
+        "mean_thoughts": round(float(roll.valid.float().sum(1).mean()), 3),
+        "accuracy_own_thoughts": round(own_acc, 4),
+        "accuracy_random_thoughts": round(random_acc, 4),
+        "usefulness": round(own_acc - random_acc, 4),
+    }
+    ref_ids = None
+    if solver.options.super:
+        ref_ids, _ = solver.reference_thoughts(batch.traces, solver.K)
+        match = (roll.ids == ref_ids).float().mean(0).tolist()
+        out["trace_match_per_position"] = [round(x, 4) for x in match]
+        out["trace_exact"] = round(float(rl.prefix_match(roll.ids, ref_ids)[:, -1].mean()), 4) if solver.K else None
+    sample_roll = solver.rollout(Q, solver.K, 1, "sample")
+    _, sequence, _ = solver._rewards(sample_roll, Q, A, ref_ids, None, 1)
+    out["sampled_reward_mean"] = round(float(sequence.mean()), 4)
+    out["sampled_reward_std"] = round(float(sequence.std()) if sequence.numel() > 1 else 0.0, 4)
+    return out

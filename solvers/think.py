@@ -29,10 +29,8 @@ starts fresh.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,9 +38,9 @@ from torch.func import functional_call
 
 from solvers import rl
 from solvers.base import ModelConfig, OptimConfig, Prediction, Solver, SolverError, TaskShape, TensorBatch, register_solver
-from solvers.think_options import DEFAULT_THOUGHTS, EXAMPLES, FLAGS, ThinkOptions, parse_think_name, step_defaults
+from solvers.think_options import EXAMPLES, FLAGS, ThinkOptions, parse_think_name, step_defaults
 from solvers.core import CoreConfig, Transformer, causal_mask
-from solvers.rollout import Rollout, distinct_rows, head_columns
+from solvers.rollout import Rollout, distinct_rows, head_columns, rollout_diagnostics
 from solvers.rollout import rollout as sample_rollout
 
 def _ce_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -381,41 +379,5 @@ class ThinkSolver(Solver):
     # ---- diagnostics --------------------------------------------------------------------------------
     @torch.no_grad()
     def diagnostics(self, task: Any, held_out: Any, device: Any, limit: int = 2000) -> dict[str, Any]:
-        """Thought statistics on held-out problems at the trained budget: entropy per position,
-        agreement with the reference trace per position (super), sampled-thought reward mean and
-        spread, and usefulness: accuracy with the model's own thoughts vs random thoughts."""
-        self.eval()
-        n = min(limit, len(held_out))
-        batch = TensorBatch.from_numpy(held_out.take(slice(0, n)), device)
-        Q, A = batch.questions, batch.answers
-        roll = self.rollout(Q, self.K, 1, "greedy")
-        own = self.decode_answers(Q, roll.ids, roll.valid)
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        random_ids = self.thought0 + torch.randint(0, self.thought_vocab, roll.ids.shape, generator=gen).to(roll.ids.device)
-        random_valid = torch.ones_like(roll.valid)
-        rand = self.decode_answers(Q, random_ids, random_valid)
-        q_np = Q.cpu().numpy()
-        own_acc = float(np.mean(task.verify_batch(q_np, own.cpu().numpy())))
-        random_acc = float(np.mean(task.verify_batch(q_np, rand.cpu().numpy())))
-        acted = roll.acted.float()
-        entropy = ((roll.entropy * acted).sum(0) / acted.sum(0).clamp_min(1)).tolist()
-        out: dict[str, Any] = {
-            "thoughts": self.K,
-            "entropy_per_position": [round(x, 4) for x in entropy],
-            "mean_thoughts": round(float(roll.valid.float().sum(1).mean()), 3),
-            "accuracy_own_thoughts": round(own_acc, 4),
-            "accuracy_random_thoughts": round(random_acc, 4),
-            "usefulness": round(own_acc - random_acc, 4),
-        }
-        ref_ids = None
-        if self.options.super:
-            ref_ids, _ = self.reference_thoughts(batch.traces, self.K)
-            match = (roll.ids == ref_ids).float().mean(0).tolist()
-            out["trace_match_per_position"] = [round(x, 4) for x in match]
-            out["trace_exact"] = round(float(rl.prefix_match(roll.ids, ref_ids)[:, -1].mean()), 4) if self.K else None
-        sample_roll = self.rollout(Q, self.K, 1, "sample")
-        _, sequence, _ = self._rewards(sample_roll, Q, A, ref_ids, None, 1)
-        out["sampled_reward_mean"] = round(float(sequence.mean()), 4)
-        out["sampled_reward_std"] = round(float(sequence.std()) if sequence.numel() > 1 else 0.0, 4)
-        return out
-
+        """Thought statistics on held-out problems (solvers/rollout.py: rollout_diagnostics)."""
+        return rollout_diagnostics(self, task, held_out, device, limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from solvers.base import SolverError, TaskShape
 
@@ -54,6 +54,11 @@ def parse_think_name(name: str) -> tuple[str, dict[str, bool]] | None:
 
 @dataclass(frozen=True)
 class ThinkOptions:
+    AUTO: ClassVar[dict[str, str]] = {
+        "thoughts": "auto: the trace length under super, else 4",
+        "group": f"auto: 32 on short rollouts (add), {LONG_GROUP} with batch {LONG_BATCH} on longer ones",
+    }
+    """What `bench solvers` shows for the defaults chosen per task (step_defaults)."""
     fixed: bool = False
     blind: bool = False
     split: bool = False
