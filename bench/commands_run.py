@@ -120,7 +120,7 @@ def run(
     )
     check_stored_files(RunDir(root, spec.run_id), force)
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
-    note = defaults_note(spec, batch is None)
+    note = defaults_note(spec, batch is None, solver_options)
     if note:
         err_console.print(f"[dim]defaults: {note}[/]")
     progress, bar = train_progress(steps, quiet)
@@ -155,8 +155,9 @@ def run(
     show_run(run_dir.run_id, root)
 
 
-def defaults_note(spec: Any, batch_defaulted: bool) -> str:
-    """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''."""
+def defaults_note(spec: Any, batch_defaulted: bool, typed: dict[str, Any]) -> str:
+    """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''. typed: the
+    solver options the user gave (the spec has every option written out)."""
     from bench.train import default_batch
     from solvers.base import TaskShape, make_options, resolve_solver
     from tasks.registry import make_task
@@ -164,7 +165,7 @@ def defaults_note(spec: Any, batch_defaulted: bool) -> str:
     cls, canonical, flags = resolve_solver(spec.solver)
     if not hasattr(cls, "default_batch"):
         return ""
-    options = make_options(cls, canonical, flags, {k: v for k, v in spec.solver_options.items() if k not in flags})
+    options = make_options(cls, canonical, flags, typed)
     _, why = default_batch(cls, TaskShape.of(make_task(spec.task, overrides=spec.task_params)), options)
     given = "" if batch_defaulted else f" (batch {spec.train['batch']} given)"
     return f"batch {spec.train['batch']}{given}; {why}"

@@ -354,14 +354,15 @@ class ThinkSolver(Solver):
         prefix = bot if self.options.blind else torch.cat([questions, bot], dim=1)
         eot = torch.full((N, 1), self.eot, dtype=torch.long, device=ids.device)
         mask = self._key_mask(prefix.shape[1], valid, 1)
-        logits, cache, _ = net(torch.cat([prefix, ids, eot], dim=1), attn_mask=mask)
+        last = dict(hidden_layer=net.cfg.layers, compute_logits=False)  # unembed the last position's task tokens only
+        _, cache, hidden = net(torch.cat([prefix, ids, eot], dim=1), attn_mask=mask, **last)
         out = []
         for step in range(La):
-            token = logits[:, -1, : self.V].argmax(dim=-1, keepdim=True)
+            token = head_columns(net, hidden[:, -1], 0, self.V).argmax(dim=-1, keepdim=True)
             out.append(token)
             if step + 1 < La:
                 step_mask = None if mask is None else torch.cat([mask[:, :, -1:, :], torch.ones_like(mask[:, :, -1:, :1]).expand(-1, -1, -1, step + 1)], dim=3)
-                logits, cache, _ = net(token, cache=cache, attn_mask=step_mask)
+                _, cache, hidden = net(token, cache=cache, attn_mask=step_mask, **last)
         return torch.cat(out, dim=1)
 
     def thought_index(self, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
