@@ -36,9 +36,9 @@ def perf_think_command(
     solver's default K, G and batch for the task.
 
     ratio = thinker step / gpt step on the same positions: B x G rows as long as a rollout
-    ([question] <bot> K thoughts <eot> [answer]). "vs gpt B" = thinker step / gpt step on the B
-    problems alone. The aim (issue 14): ratio <= 2.5 on a CPU, <= 2 on a GPU. The model is fresh, so
-    its rollouts share few prefixes: the costliest steps of a run.
+    (question, <bot>, K thoughts, <eot>, answer). "vs gpt B" = thinker step / gpt step on the B
+    problems alone. The aim (issue 14): ratio <= 2.5 on a CPU, <= 2 on a GPU. The model is fresh,
+    so its rollouts share few prefixes: the costliest steps of a run.
     """
     from bench.perf_think import think_step_cost
     from bench.sweep import parse_budgets
