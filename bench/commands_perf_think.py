@@ -1,11 +1,9 @@
-"""`bench perf think`: the cost of a `think_fixed` training step with K thoughts relative to a `gpt`
-step on the same total sequence length and batch, measured in one process, interleaved."""
+"""`bench perf think`: a thinker's whole training step at its task defaults against gpt (bench/perf_think.py)."""
 
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -14,84 +12,70 @@ from rich.table import Table
 from bench.cli import perf_app
 from bench.errors import UserError, user_errors_exit
 
-
-def think_step_cost(
-    thoughts: tuple[int, ...] = (2, 4, 8), batch: int = 256, rounds: int = 5, steps: int = 5,
-    d_model: int = 128, layers: int = 2, solver: str = "think_fixed", group: int = 1,
-) -> list[dict[str, Any]]:
-    """Seconds per training step for `solver` (G rollouts per question) and for `gpt` on a question
-    padded by K + 2 tokens, so both see [question] + K + 2 + [answer] positions per row."""
-    import dataclasses
-
-    import torch
-
-    from solvers.base import ModelConfig, TaskShape, TensorBatch, make_solver
-    from tasks.base import stream_rng
-    from tasks.registry import make_task
-
-    task = make_task("add", 100)
-    shape = TaskShape.of(task)
-    model = ModelConfig(d_model=d_model, layers=layers, heads=4)
-    rows = []
-    for K in thoughts:
-        torch.manual_seed(0)
-        options: dict[str, Any] = {"thoughts": K, "group": group}
-        if group < 2:
-            options["baseline"] = "batch"
-        thinker = make_solver(solver, shape, model, options=options)
-        gpt = make_solver("gpt", dataclasses.replace(shape, question_len=shape.question_len + K + 2), model)
-        data = task.sample(stream_rng(0, "train", 0), batch)
-        think_batch = TensorBatch.from_numpy(data, "cpu")
-        pad = torch.full((batch, K + 2), 1, dtype=torch.long)  # any tokens: only the length matters
-        gpt_batch = TensorBatch(torch.cat([think_batch.questions, pad], dim=1), think_batch.answers, think_batch.traces)
-        timings: dict[str, list[float]] = {"think": [], "gpt": []}
-        for model_name, s, b in (("think", thinker, think_batch), ("gpt", gpt, gpt_batch)):
-            s.train_step(b)  # warm-up
-        for _ in range(rounds):  # interleaved, so that load from other processes hits both alike
-            for model_name, s, b in (("think", thinker, think_batch), ("gpt", gpt, gpt_batch)):
-                start = time.perf_counter()
-                for _ in range(steps):
-                    s.train_step(b)
-                timings[model_name].append((time.perf_counter() - start) / steps)
-        think_s, gpt_s = min(timings["think"]), min(timings["gpt"])
-        rows.append({
-            "solver": solver, "thoughts": K, "group": group, "batch": batch,
-            "length": shape.question_len + K + 2 + shape.answer_len,
-            "think_ms": round(1000 * think_s, 2), "gpt_ms": round(1000 * gpt_s, 2), "ratio": round(think_s / gpt_s, 3),
-        })
-    return rows
+DEFAULT_SOLVERS = "think_fixed_blind_super_clean"
 
 
 @perf_app.command("think")
 @user_errors_exit
 def perf_think_command(
-    thoughts: str = typer.Option("2,4,8", "--thoughts", help="Thought budgets K to measure, comma-separated."),
-    batch: int = typer.Option(256, "--batch", help="Problems per step (both solvers)."),
-    rounds: int = typer.Option(5, "--rounds", help="Interleaved timing rounds; the best round counts."),
-    solver: str = typer.Option("think_fixed", "--solver", help="Thinker to time (any think_* name)."),
-    group: int = typer.Option(1, "--group", help="Rollouts per question for the thinker (1 = same rows as gpt)."),
+    solver: str = typer.Option(DEFAULT_SOLVERS, "--solver", help="Thinkers to time, comma-separated (any think_* names)."),
+    task: str = typer.Option("add", "--task", help="Task whose batches and defaults are used."),
+    max_value: Optional[int] = typer.Option(100, "--max", help="The task's scale."),
+    thoughts: Optional[str] = typer.Option(None, "--thoughts", help="Thought budgets K, comma-separated (default: the solver's for the task)."),
+    group: Optional[int] = typer.Option(None, "--group", help="Rollouts per question G (default: the solver's for the task)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Problems per step B (default: the solver's for the task, as bench run)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (bf16 autocast on CUDA, as bench run)."),
+    rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds; the best round counts."),
+    steps: int = typer.Option(2, "--steps", help="Timed steps per side per round."),
     d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
     layers: int = typer.Option(2, "--layers", help="Transformer blocks."),
+    profile: bool = typer.Option(False, "--profile", help="Also print a torch.profiler summary of the thinker's steps."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Time a thinker's training step against a gpt step of the same total length and batch."""
-    from bench.sweep import parse_budgets
+    """Time a thinker's whole training step (B x G rollouts, rewards, both losses, the update) at the
+    solver's default K, G and batch for the task.
 
-    budgets = parse_budgets(thoughts, "--thoughts")
-    if not budgets or min(budgets) < 1:
-        raise UserError(f"--thoughts {thoughts!r}: give budgets >= 1, e.g. 2,4,8")
+    ratio = thinker step / gpt step on the same positions: B x G rows as long as a rollout
+    (question, <bot>, K thoughts, <eot>, answer). "vs gpt B" = thinker step / gpt step on the B
+    problems alone. The aim (issue 14): ratio <= 2.5 on a CPU, <= 2 on a GPU. The model is fresh,
+    so its rollouts share few prefixes: the costliest steps of a run.
+    """
+    from bench.perf_think import think_step_cost
+    from bench.sweep import parse_budgets
+    from bench.train import resolve_device
+
+    names = [name.strip() for name in solver.split(",") if name.strip()]
+    if not names or any(not name.startswith("think") for name in names):
+        raise UserError(f"--solver {solver!r}: give think_* solver names, e.g. {DEFAULT_SOLVERS}")
+    budgets: list[Any] = [None]
+    if thoughts is not None:
+        budgets = list(parse_budgets(thoughts, "--thoughts"))
+        if not budgets or min(budgets) < 1:
+            raise UserError(f"--thoughts {thoughts!r}: give budgets >= 1, e.g. 2,4,8")
     if fmt not in ("table", "json"):
         raise UserError(f"--format {fmt!r} is not valid; valid: table, json")
-    for name, value, low in (("--batch", batch, 1), ("--rounds", rounds, 1), ("--group", group, 1)):
-        if value < low:
-            raise UserError(f"{name}={value} must be at least {low}")
-    rows = think_step_cost(budgets, batch, rounds, 5, d_model, layers, solver, group)
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device {device!r} is not valid; valid: cpu, cuda")
+    resolve_device(device)
+    for name, value in (("--batch", batch), ("--rounds", rounds), ("--steps", steps), ("--group", group)):
+        if value is not None and value < 1:
+            raise UserError(f"{name}={value} must be at least 1")
+    rows = [
+        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile)
+        for name in names for k in budgets
+    ]
     if fmt == "json":
-        print(json.dumps(rows))
+        print(json.dumps([{k: v for k, v in row.items() if k != "profile"} for row in rows]))
         return
-    table = Table(title=f"{solver} step vs gpt step, same length and batch ({batch}), G={group}; aim: ratio <= 1.5")
-    for column in ("K", "length", "think ms", "gpt ms", "ratio"):
+    table = Table(title=f"thinker step vs gpt step on the same positions (B x G rows), {task} max {max_value}, {device}")
+    for column in ("solver", "K", "G", "B", "think ms", "gpt BxG ms", "ratio", "gpt B ms", "vs gpt B"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(str(row["thoughts"]), str(row["length"]), f"{row['think_ms']:.1f}", f"{row['gpt_ms']:.1f}", f"{row['ratio']:.2f}")
-    Console(highlight=False).print(table)
+        table.add_row(row["solver"], str(row["thoughts"]), str(row["group"]), str(row["batch"]), f"{row['think_ms']:.1f}",
+                      f"{row['gpt_same_positions_ms']:.1f}", f"{row['ratio']:.2f}", f"{row['gpt_ms']:.1f}", f"{row['ratio_to_gpt_batch']:.1f}")
+    console = Console(highlight=False)
+    console.print(table)
+    for row in rows:
+        if row["profile"]:
+            console.print(f"[bold]{row['solver']} K={row['thoughts']}: where the step's time goes[/]")
+            print(row["profile"])

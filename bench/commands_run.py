@@ -68,11 +68,12 @@ def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("acc {task.fields[acc]}"),
         TextColumn("{task.fields[rate]} steps/s"),
+        TextColumn("eta {task.fields[eta]}"),
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
     )
-    return progress, progress.add_task("train", total=total, loss="-", acc="-", rate="-")
+    return progress, progress.add_task("train", total=total, loss="-", acc="-", rate="-", eta="-")
 
 
 @app.command()
@@ -84,7 +85,7 @@ def run(
     set_params: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."),
     seed: int = typer.Option(0, help="Seeds model init, data and sampling."),
     steps: int = typer.Option(TrainConfig.steps, help="Training steps at most."),
-    batch: int = typer.Option(TrainConfig.batch, help="Problems per step."),
+    batch: Optional[int] = typer.Option(None, help="Problems per step (default: the solver's for the task; 256 except thinkers on long rollouts, see `bench solvers`)."),
     lr: float = typer.Option(1e-3, help="AdamW learning rate."),
     weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay (the notes found it harmful)."),
     d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
@@ -128,7 +129,7 @@ def run(
     )
     init_id = check_init_source(root, init) if init else None
     train = TrainConfig(
-        steps=steps, batch=batch, target=target, eval_every=eval_every, eval_size=eval_size,
+        steps=steps, batch=0 if batch is None else batch, target=target, eval_every=eval_every, eval_size=eval_size,
         monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,
         eval_thoughts=parse_budgets(eval_thoughts or "", "--eval-thoughts"),
     )
@@ -145,6 +146,9 @@ def run(
     if holder:  # refused before any other output; start_run takes the lock for real
         raise RunLocked(f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process")
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
+    note = defaults_note(spec, batch is None, solver_options)
+    if note:
+        err_console.print(f"[dim]defaults: {note}[/]")
     progress, bar = train_progress(steps, quiet)
     last: dict[str, Any] = {"time": None, "step": 0, "shown": False}
 
@@ -158,11 +162,14 @@ def run(
         now = time.perf_counter()
         if last["time"] is None:
             last["time"], last["step"] = now, step
+        # Measured from the end of the first step (its warm-up is not the run's pace), evaluations
+        # included: the eta is the remaining steps at the pace so far (an early stop ends sooner).
         rate = (step - last["step"]) / (now - last["time"]) if now > last["time"] else 0.0
+        eta = f"{int((steps - step) / rate) // 60}:{int((steps - step) / rate) % 60:02d}" if rate > 0 else "-"
         accuracy = metrics.get("accuracy")
         assert progress is not None
         progress.update(bar, completed=step, loss=f"{metrics.get('loss', float('nan')):.3f}",
-                        acc="-" if accuracy is None else f"{accuracy:.3f}", rate=f"{rate:.1f}")
+                        acc="-" if accuracy is None else f"{accuracy:.3f}", rate="-" if rate == 0 else f"{rate:.1f}", eta=eta)
 
     try:
         run_dir, status, cached = start_run(spec, root, force, on_progress if progress is not None else None,
@@ -176,6 +183,22 @@ def run(
     if cached:
         err_console.print(f"already finished: showing the stored result (use --force to retrain)")
     show_run(run_dir.run_id, root)
+
+
+def defaults_note(spec: Any, batch_defaulted: bool, typed: dict[str, Any]) -> str:
+    """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''. typed: the
+    solver options the user gave (the spec has every option written out)."""
+    from bench.train import default_batch
+    from solvers.base import TaskShape, make_options, resolve_solver
+    from tasks.registry import make_task
+
+    cls, canonical, flags = resolve_solver(spec.solver)
+    if not hasattr(cls, "default_batch"):
+        return ""
+    options = make_options(cls, canonical, flags, typed)
+    _, why = default_batch(cls, TaskShape.of(make_task(spec.task, overrides=spec.task_params)), options)
+    given = "" if batch_defaulted else f" (batch {spec.train['batch']} given)"
+    return f"batch {spec.train['batch']}{given}; {why}"
 
 
 def show_run(run_id: str, root: Any) -> None:
@@ -277,6 +300,7 @@ def solvers() -> None:
             if kind is bool and field.name in _flag_names(family):
                 continue
             shown = field.default if field.default is not dataclasses.MISSING else "required"
+            shown = getattr(family.cls.Options, "AUTO", {}).get(field.name, shown)  # defaults chosen per task
             options.append(f"--{field.name.replace('_', '-')} ({shown})")
         table.add_row("\n".join(family.examples), family.summary, "\n".join(options) or "-")
     console.print(table)

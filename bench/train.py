@@ -83,6 +83,11 @@ def build_spec(
     task_obj = model_task(task, max_value, task_overrides, model)
     cls, canonical, flags = resolve_solver(solver)
     options = make_options(cls, canonical, flags, solver_options)
+    resolved = getattr(options, "resolved", None)  # per-task defaults written out, so the run id names them
+    if resolved is not None:
+        options = resolved(TaskShape.of(task_obj))
+    if train.batch == 0:  # 0 = the solver's default for this task (bench run without --batch)
+        train = dataclasses.replace(train, batch=default_batch(cls, TaskShape.of(task_obj), options)[0])
     problems = train.validate()
     if problems:
         raise UserError(problems[0])
@@ -112,6 +117,12 @@ def build_spec(
         device=resolved,
         init=init,
     )
+
+
+def default_batch(cls: Any, shape: TaskShape, options: Any) -> tuple[int, str]:
+    """(batch, why): the solver's own choice for this task (thinkers: solvers/think_options.py), else 256."""
+    chooser = getattr(cls, "default_batch", None)
+    return chooser(shape, options) if chooser is not None else (TrainConfig.batch, "the default batch")
 
 
 def build(spec: RunSpec) -> tuple[Task, Solver]:

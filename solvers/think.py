@@ -19,32 +19,8 @@ Flags (any order parses to the canonical order below; `clean` without `super` is
 - search: best-of-G over sampled thoughts (scored by the reward), and the best rollout of each
           question, where it beats its group, becomes a supervised target for the thinking policy.
 
-How the thinking policy learns, and why these defaults (measured on add mod 100, 2 layers, d128,
-batch 256, lr 1e-3, on a loaded 2-core CPU):
-- REINFORCE with per-position credit (clean: thought i scores 1 when t1..ti match the reference),
-  G = 32 rollouts per question, a group-mean baseline, advantages divided by the group's std
-  (GRPO). Rollouts are a prefix tree (one model row per distinct prefix), so a large G costs little
-  once the policy is confident; G = 8 left most groups without a single right second digit.
-- Entropy bonus 0.01 with the clean reward, 0.1 with rewards the answerer scores (below).
-- Groups whose G rewards all agree fall back to the batch-mean baseline (`equal_groups=batch`):
-  with plain GRPO a run stalled at 85% with 98% of groups all-equal (questions answered
-  confidently wrong get no gradient); with the fallback the same command reached 97.7% (one run
-  each: when the plateau below ends varies from run to run).
-- Advantages are divided by at least STD_FLOOR (solvers/rl.py): rewards that differ by noise only
-  (an untrained answerer) were otherwise blown up into a collapse onto one constant trace.
-- Rewards scored by the answerer (prob, logprob, correct) credit the whole thought sequence.
-  Under super the default is the answerer's *probability* of the right answer (the notes'
-  "softmax recovers the clean signal"). Its log-probability makes the thinker hedge: thoughts
-  the answerer never saw get answered near the prior (log p ~ -3) while a wrong digit costs ~ -10,
-  and the thinker collapsed onto a constant uninformative trace. The probability reward still has a
-  saddle: on add, a TRACE_PAD in the second slot yields p = 1/10, the same as guessing a digit; with
-  entropy 0.01 the policy settled there for good, with 0.1 it stayed soft and escaped (99% at step
-  3750).
-- The second trace digit (tens, with the carry) sits on a plateau at chance for hundreds to
-  thousands of steps even under plain supervised cross-entropy on the trace (one supervised run:
-  still at chance after 2400 steps); the RL runs here escaped it after 1700-3500 steps.
-- `--estimator gumbel`: straight-through Gumbel-softmax through the thought tokens, the answer's
-  cross-entropy (or, under super, the frozen answerer's) backpropagated into the thinker.
+Why the defaults are what they are (the measurements behind G, the baselines, the entropy bonus and
+the rewards): docs/THINKERS.md.
 
 Parameter names: the thinking transformer is `net`, as in `gpt`, so `--init <gpt run>` warm-starts
 it (its vocabulary and positions grow; the harness copies the leading rows); `answer_net` (split)
@@ -53,10 +29,8 @@ starts fresh.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -64,148 +38,16 @@ from torch.func import functional_call
 
 from solvers import rl
 from solvers.base import ModelConfig, OptimConfig, Prediction, Solver, SolverError, TaskShape, TensorBatch, register_solver
-from solvers.core import CoreConfig, KVCache, Transformer, causal_mask
-
-FLAGS = ("fixed", "blind", "split", "super", "clean", "search")
-DEFAULT_THOUGHTS = 4
-EXAMPLES = (
-    "think",
-    "think_fixed",
-    "think_fixed_blind_super",
-    "think_fixed_blind_super_clean",
-    "think_fixed_blind_split_super_clean_search",
-)
-
-
-def parse_think_name(name: str) -> tuple[str, dict[str, bool]] | None:
-    """'think_super_fixed' -> ('think_fixed_super', flags); None for names of other families."""
-    parts = name.split("_")
-    if parts[0] != "think":
-        return None
-    given = parts[1:]
-    unknown = [flag for flag in given if flag not in FLAGS]
-    if unknown:
-        raise SolverError(f"solver {name!r}: unknown flag {unknown[0]!r}; valid flags: {', '.join(FLAGS)}")
-    repeated = sorted({flag for flag in given if given.count(flag) > 1})
-    if repeated:
-        raise SolverError(f"solver {name!r}: flag {repeated[0]!r} given twice")
-    if "clean" in given and "super" not in given:
-        raise SolverError(
-            f"solver {name!r}: clean needs super (the clean reward compares thoughts with the reference "
-            "trace, which only super teaches the answerer to read)"
-        )
-    flags = {flag: flag in given for flag in FLAGS}
-    return "_".join(["think", *(flag for flag in FLAGS if flags[flag])]), flags
-
-
-@dataclass(frozen=True)
-class ThinkOptions:
-    fixed: bool = False
-    blind: bool = False
-    split: bool = False
-    super: bool = False
-    clean: bool = False
-    search: bool = False
-    thoughts: int | None = None
-    """Thought budget K. Default: the task's trace length under super, else 4."""
-    thought_vocab: int = 16
-    """Thought tokens when not super (super uses the task's trace alphabet)."""
-    estimator: Literal["reinforce", "gumbel"] = "reinforce"
-    """reinforce (log-prob gradient) or gumbel (straight-through Gumbel-softmax through the thoughts)."""
-    baseline: Literal["batch", "group", "loo", "reference", "value"] = "group"
-    """group: mean of the question's G rollouts (GRPO), which credits useful thoughts, not easy questions."""
-    group: int = 32
-    """Rollouts per question G: all-equal groups (share p^G + (1-p)^G) give no signal; shared prefixes make G cheap."""
-    reward: Literal["auto", "logprob", "prob", "correct", "clean"] = "auto"
-    """auto: clean with clean; prob (answerer's probability of the answer) with super; else logprob."""
-    equal_groups: Literal["batch", "none"] = "batch"
-    """Groups whose G rewards all agree: baseline = the batch mean (a failing question is pushed off its
-    wrong thoughts) or none (GRPO: no gradient; such questions can stay confidently wrong)."""
-    credit: Literal["position", "sequence"] = "position"
-    """Clean reward: position (thought i scored by whether t1..ti match) or sequence (all by the whole)."""
-    normalize: bool = True
-    """Divide advantages by the std of the group's rewards (zero-std groups unscaled; std floor 0.05)."""
-    epsilon: float = 0.0
-    """Epsilon-greedy: share of thoughts drawn uniformly instead of from the policy."""
-    entropy: float | None = None
-    """Entropy bonus weight. Default: 0.01 with the clean reward; 0.1 with answerer-scored rewards,
-    whose hedging saddle otherwise traps the policy (measured on add mod 100)."""
-    tau: float = 1.0
-    """Gumbel-softmax temperature (estimator gumbel)."""
-    think_lr: float = 0.0
-    """Learning rate of the thinking transformer `net` (0 = --lr); without split `net` also answers."""
-
-    def validate(self) -> None:
-        if self.thoughts is not None and not 1 <= self.thoughts <= 512:
-            raise SolverError(f"--thoughts={self.thoughts} out of range; valid: 1..512")
-        if not 2 <= self.thought_vocab <= 4096:
-            raise SolverError(f"--thought-vocab={self.thought_vocab} out of range; valid: 2..4096")
-        if not 1 <= self.group <= 256:
-            raise SolverError(f"--group={self.group} out of range; valid: 1..256")
-        if self.baseline in ("group", "loo") and self.group < 2:
-            raise SolverError(f"--baseline {self.baseline} needs --group >= 2 (got {self.group}); or use batch, reference or value")
-        if self.search and self.group < 2:
-            raise SolverError(f"search picks the best of --group rollouts; --group={self.group} must be >= 2")
-        if self.clean and self.reward not in ("auto", "clean"):
-            raise SolverError(f"--reward {self.reward} conflicts with the clean flag (clean sets the reward)")
-        if self.reward == "clean" and not self.clean:
-            raise SolverError("--reward clean is the clean flag: use a name with _super_clean")
-        if self.reward_kind == "clean" and self.baseline == "reference":
-            raise SolverError("--baseline reference scores the answer without thoughts, which the clean reward does not score; use group, loo, batch or value")
-        if self.search and self.estimator == "gumbel":
-            raise SolverError("search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise SolverError(f"--epsilon={self.epsilon} out of range; valid: 0..1")
-        if self.epsilon > 0 and self.estimator == "gumbel":
-            raise SolverError("--epsilon applies to sampled thoughts; the gumbel estimator explores through its noise")
-        if self.entropy is not None and self.entropy < 0:
-            raise SolverError(f"--entropy={self.entropy} must be >= 0")
-        if not self.tau > 0:
-            raise SolverError(f"--tau={self.tau} must be positive")
-        if self.think_lr < 0:
-            raise SolverError(f"--think-lr={self.think_lr} must be >= 0")
-
-    @property
-    def entropy_weight(self) -> float:
-        if self.entropy is not None:
-            return self.entropy
-        return 0.01 if self.reward_kind == "clean" else 0.1
-
-    @property
-    def reward_kind(self) -> str:
-        if self.reward == "auto":
-            return "clean" if self.clean else ("prob" if self.super else "logprob")
-        return self.reward
-
-
-@dataclass
-class Rollout:
-    """K thoughts for N = B*G rows. `ids` hold token ids (slots after a stop hold <eot>)."""
-
-    ids: torch.Tensor  # (N, K)
-    valid: torch.Tensor  # (N, K) bool: the slot holds a thought the answer may read
-    acted: torch.Tensor  # (N, K) bool: the policy chose at this slot (a thought, or stopping)
-    logp: torch.Tensor  # (N, K) log-prob of the choice (carries the gradient for REINFORCE)
-    entropy: torch.Tensor  # (N, K)
-    soft: torch.Tensor | None  # (N, K, A) straight-through one-hots (gumbel), else None
-    hidden: torch.Tensor | None  # (N, K, C) thinker states that chose each slot (value baseline)
-    cache: KVCache  # the thinker's cache over [question, <bot>, slots 1..K-1], one row per tree node
-    owner: torch.Tensor  # (N,) the cache row (tree node) of each rollout row
-
-
-def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, inverse) for an (N, L) integer tensor: `keys[rows]` are its distinct rows (each the
-    first row holding it) and `keys[rows][inverse] == keys`."""
-    _, inverse = torch.unique(keys, dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), keys.shape[0], dtype=torch.long, device=keys.device)
-    first = first.scatter_reduce(0, inverse, torch.arange(keys.shape[0], device=keys.device), reduce="amin")
-    return first, inverse
-
+from solvers.think_options import EXAMPLES, FLAGS, ThinkOptions, parse_think_name, step_defaults
+from solvers.core import CoreConfig, Transformer, causal_mask
+from solvers.rollout import Rollout, distinct_rows, head_columns, rollout_diagnostics
+from solvers.rollout import rollout as sample_rollout
 
 def _ce_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per row, summed over the row's tokens: (N, L, V), (N, L) -> (N,)."""
-    per_token = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
-    return per_token.sum(dim=1)
+    N, L, V = logits.shape  # flat rows: cross-entropy over a transposed (N, V, L) view was 3x slower
+    per_token = F.cross_entropy(logits.float().reshape(N * L, V), targets.reshape(N * L), reduction="none")
+    return per_token.view(N, L).sum(dim=1)
 
 
 @register_solver(
@@ -224,7 +66,8 @@ class ThinkSolver(Solver):
     def __init__(self, shape: TaskShape, model: ModelConfig, optim: OptimConfig, options: ThinkOptions) -> None:
         super().__init__(shape, model, optim, options)
         o = options
-        self.K = o.thoughts if o.thoughts is not None else (max(shape.trace_len, 1) if o.super else DEFAULT_THOUGHTS)
+        self.defaults = step_defaults(shape, o)
+        self.K, self.G = self.defaults.thoughts, self.defaults.group
         self.max_thoughts = 4 * self.K + self.MAX_EXTRA_THOUGHTS
         self.V = shape.vocab_size
         self.bot, self.eot, self.thought0 = self.V, self.V + 1, self.V + 2
@@ -247,6 +90,12 @@ class ThinkSolver(Solver):
         if o.baseline == "value":
             self.value_head = nn.Sequential(nn.LayerNorm(model.d_model), nn.Linear(model.d_model, 1))
         self.build_optimizer()
+
+    @classmethod
+    def default_batch(cls, shape: TaskShape, options: ThinkOptions) -> tuple[int, str]:
+        """The batch a run uses when `--batch` is not given, and why (K, G and batch: step_defaults)."""
+        chosen = step_defaults(shape, options)
+        return chosen.batch, f"K = {chosen.thoughts}, {chosen.why}"
 
     # ---- set-up ---------------------------------------------------------------------------------
     @property
@@ -288,82 +137,8 @@ class ThinkSolver(Solver):
         return torch.where(valid, self.thought0 + index, torch.full_like(index, self.eot)), valid
 
     def rollout(self, questions: torch.Tensor, K: int, G: int, mode: str, epsilon: float = 0.0, want_hidden: bool = False) -> Rollout:
-        """Sample (mode 'sample' / 'gumbel') or pick greedily ('greedy') K thoughts for each question,
-        G times, batched, with the KV cache.
-
-        Rollouts form a prefix tree: the model runs once per distinct (question, thoughts so far),
-        and each of the N = B*G rows reads its node's logits (`owner`). A confident policy therefore
-        costs about B rows per step whatever G is, and the last thought's G samples cost nothing
-        more. Straight-through (gumbel) rows carry distinct soft inputs and are not shared."""
-        net, B = self.net, questions.shape[0]
-        N, A = B * G, self.action_hi - self.action_lo
-        layer = net.cfg.layers if want_hidden else None
-        bot = torch.full((B, 1), self.bot, dtype=torch.long, device=questions.device)
-        logits, cache, hidden = net(torch.cat([questions, bot], dim=1), hidden_layer=layer)
-        last, last_hidden = logits[:, -1], (hidden[:, -1] if hidden is not None else None)  # per tree node
-        owner = torch.arange(B, device=questions.device).repeat_interleave(G)  # (N,) row -> node
-        alive = torch.ones(N, dtype=torch.bool, device=questions.device)
-        ids, valid, acted, logps, entropies, softs, hiddens = [], [], [], [], [], [], []
-        for j in range(K):
-            node_logp = F.log_softmax(last[:, self.action_lo : self.action_hi].float(), dim=-1)  # (U, A)
-            logp_all = node_logp[owner]  # (N, A)
-            entropies.append(-(node_logp.exp() * node_logp).sum(dim=-1)[owner])
-            soft = None
-            if mode == "greedy":
-                action = logp_all.argmax(dim=-1)
-            elif mode == "gumbel":
-                soft, action = rl.gumbel_straight_through(logp_all, self.options.tau)
-            else:
-                action = torch.multinomial(logp_all.detach().exp(), 1).squeeze(1)
-                if epsilon > 0:
-                    explore = torch.rand(N, device=action.device) < epsilon
-                    action = torch.where(explore, torch.randint_like(action, A), action)
-            logps.append(logp_all.gather(1, action[:, None]).squeeze(1))
-            acted.append(alive)
-            if self.options.fixed:
-                valid_j = alive
-            else:
-                valid_j = alive & (action != 0)  # action 0 is <eot>
-                alive = valid_j
-            valid.append(valid_j)
-            ids_j = torch.where(valid_j, self.action_lo + action, torch.full_like(action, self.eot))
-            ids.append(ids_j)
-            if soft is not None:
-                softs.append(soft)
-            if last_hidden is not None:
-                hiddens.append(last_hidden[owner])
-            if j == K - 1:
-                break
-            if soft is not None:  # distinct soft inputs: one node per row from here on
-                cache = [(k[owner], v[owner]) for k, v in cache]
-                embed = soft @ net.tok_emb.weight[self.action_lo : self.action_hi]
-                logits, cache, hidden = net(inputs_embeds=embed[:, None], cache=cache, hidden_layer=layer)
-                owner = torch.arange(N, device=questions.device)
-            elif G == 1:  # no siblings to share with: skip the bookkeeping
-                logits, cache, hidden = net(ids_j[:, None], cache=cache, hidden_layer=layer)
-            else:
-                span = self.action_hi - self.eot
-                child, owner = torch.unique(owner * span + (ids_j - self.eot), return_inverse=True)
-                parent, token = child // span, child % span + self.eot
-                cache = [(k[parent], v[parent]) for k, v in cache]
-                logits, cache, hidden = net(token[:, None], cache=cache, hidden_layer=layer)
-            last, last_hidden = logits[:, -1], (hidden[:, -1] if hidden is not None else None)
-        empty = torch.zeros(N, 0, device=questions.device)
-
-        def stack(rows: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-            return torch.stack(rows, dim=1) if rows else like
-
-        return Rollout(
-            ids=stack(ids, empty.long()),
-            valid=stack(valid, empty.bool()),
-            acted=stack(acted, empty.bool()),
-            logp=stack(logps, empty),
-            entropy=stack(entropies, empty),
-            soft=torch.stack(softs, dim=1) if softs else None,
-            hidden=torch.stack(hiddens, dim=1) if hiddens else None,
-            cache=cache,
-            owner=owner,
-        )
+        """K thoughts per question, G times, as one prefix-tree batch (solvers/rollout.py)."""
+        return sample_rollout(self, questions, K, G, mode, epsilon, want_hidden)
 
     def _inputs(
         self, net: Transformer, prefix: torch.Tensor, ids: torch.Tensor, soft: torch.Tensor | None, suffix: torch.Tensor,
@@ -405,14 +180,16 @@ class ThinkSolver(Solver):
         suffix = torch.cat([torch.full_like(answers[:, :1], self.eot), answers[:, :-1]], dim=1)
         rows, inverse = None, None
         if soft is None:
-            rows, inverse = distinct_rows(torch.cat([prefix, ids, answers], dim=1))
+            # Rows that agree on what the answer positions read (the answer's last token is read by
+            # nobody) get the same logits: blind add with La = 1 needs one row per distinct thought string.
+            rows, inverse = distinct_rows(torch.cat([prefix, ids, suffix], dim=1))
             prefix, ids, valid, suffix = prefix[rows], ids[rows], valid[rows], suffix[rows]
         params = {name: p.detach() for name, p in net.named_parameters()} if frozen else None
         kwargs = self._inputs(net, prefix, ids, soft, suffix, params)
-        kwargs["attn_mask"] = self._key_mask(prefix.shape[1], valid, suffix.shape[1])
-        logits = functional_call(net, params, (), kwargs)[0] if params is not None else net(**kwargs)[0]
+        kwargs.update(attn_mask=self._key_mask(prefix.shape[1], valid, suffix.shape[1]), hidden_layer=net.cfg.layers, compute_logits=False)
+        hidden = functional_call(net, params, (), kwargs)[2] if params is not None else net(**kwargs)[2]
         P, K, La = prefix.shape[1], ids.shape[1], answers.shape[1]
-        logits = logits[:, P + K : P + K + La, : self.V]
+        logits = head_columns(net, hidden[:, P + K : P + K + La], 0, self.V, params)  # the answer rows' task tokens only
         return logits[inverse] if inverse is not None else logits
 
     def continued_answer_logits(self, roll: Rollout, questions: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
@@ -429,13 +206,13 @@ class ThinkSolver(Solver):
         cache = [(k[node], v[node]) for k, v in roll.cache]
         kwargs = self._inputs(net, last[:, :0], last, soft, rest)
         mask = self._key_mask(questions.shape[1] + 1, valid, rest.shape[1], rows=1 + rest.shape[1])
-        logits, _, _ = net(**kwargs, cache=cache, attn_mask=mask)
-        logits = logits[:, 1:, : self.V]
+        _, _, hidden = net(**kwargs, cache=cache, attn_mask=mask, hidden_layer=net.cfg.layers, compute_logits=False)
+        logits = head_columns(net, hidden[:, 1:], 0, self.V)
         return logits[inverse] if inverse is not None else logits
 
     # ---- training -----------------------------------------------------------------------------
     def loss(self, batch: TensorBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        o, K, G = self.options, self.K, self.options.group
+        o, K, G = self.options, self.K, self.G
         Q, A = batch.questions, batch.answers
         metrics: dict[str, float] = {}
         total = torch.zeros((), device=Q.device)
@@ -526,7 +303,7 @@ class ThinkSolver(Solver):
         """Best-of-G: sample G thoughts per question without gradients, score them by the reward,
         and train the thinking policy by cross-entropy on each question's best rollout at the
         positions where it beats its group (weights = its positive advantages)."""
-        o, K, G = self.options, self.K, self.options.group
+        o, K, G = self.options, self.K, self.G
         Q, A = batch.questions, batch.answers
         Qg, Ag = Q.repeat_interleave(G, dim=0), A.repeat_interleave(G, dim=0)
         with torch.no_grad():
@@ -578,14 +355,15 @@ class ThinkSolver(Solver):
         prefix = bot if self.options.blind else torch.cat([questions, bot], dim=1)
         eot = torch.full((N, 1), self.eot, dtype=torch.long, device=ids.device)
         mask = self._key_mask(prefix.shape[1], valid, 1)
-        logits, cache, _ = net(torch.cat([prefix, ids, eot], dim=1), attn_mask=mask)
+        last = dict(hidden_layer=net.cfg.layers, compute_logits=False)  # unembed the last position's task tokens only
+        _, cache, hidden = net(torch.cat([prefix, ids, eot], dim=1), attn_mask=mask, **last)
         out = []
         for step in range(La):
-            token = logits[:, -1, : self.V].argmax(dim=-1, keepdim=True)
+            token = head_columns(net, hidden[:, -1], 0, self.V).argmax(dim=-1, keepdim=True)
             out.append(token)
             if step + 1 < La:
                 step_mask = None if mask is None else torch.cat([mask[:, :, -1:, :], torch.ones_like(mask[:, :, -1:, :1]).expand(-1, -1, -1, step + 1)], dim=3)
-                logits, cache, _ = net(token, cache=cache, attn_mask=step_mask)
+                _, cache, hidden = net(token, cache=cache, attn_mask=step_mask, **last)
         return torch.cat(out, dim=1)
 
     def thought_index(self, ids: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -603,41 +381,5 @@ class ThinkSolver(Solver):
     # ---- diagnostics --------------------------------------------------------------------------------
     @torch.no_grad()
     def diagnostics(self, task: Any, held_out: Any, device: Any, limit: int = 2000) -> dict[str, Any]:
-        """Thought statistics on held-out problems at the trained budget: entropy per position,
-        agreement with the reference trace per position (super), sampled-thought reward mean and
-        spread, and usefulness: accuracy with the model's own thoughts vs random thoughts."""
-        self.eval()
-        n = min(limit, len(held_out))
-        batch = TensorBatch.from_numpy(held_out.take(slice(0, n)), device)
-        Q, A = batch.questions, batch.answers
-        roll = self.rollout(Q, self.K, 1, "greedy")
-        own = self.decode_answers(Q, roll.ids, roll.valid)
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        random_ids = self.thought0 + torch.randint(0, self.thought_vocab, roll.ids.shape, generator=gen).to(roll.ids.device)
-        random_valid = torch.ones_like(roll.valid)
-        rand = self.decode_answers(Q, random_ids, random_valid)
-        q_np = Q.cpu().numpy()
-        own_acc = float(np.mean(task.verify_batch(q_np, own.cpu().numpy())))
-        random_acc = float(np.mean(task.verify_batch(q_np, rand.cpu().numpy())))
-        acted = roll.acted.float()
-        entropy = ((roll.entropy * acted).sum(0) / acted.sum(0).clamp_min(1)).tolist()
-        out: dict[str, Any] = {
-            "thoughts": self.K,
-            "entropy_per_position": [round(x, 4) for x in entropy],
-            "mean_thoughts": round(float(roll.valid.float().sum(1).mean()), 3),
-            "accuracy_own_thoughts": round(own_acc, 4),
-            "accuracy_random_thoughts": round(random_acc, 4),
-            "usefulness": round(own_acc - random_acc, 4),
-        }
-        ref_ids = None
-        if self.options.super:
-            ref_ids, _ = self.reference_thoughts(batch.traces, self.K)
-            match = (roll.ids == ref_ids).float().mean(0).tolist()
-            out["trace_match_per_position"] = [round(x, 4) for x in match]
-            out["trace_exact"] = round(float(rl.prefix_match(roll.ids, ref_ids)[:, -1].mean()), 4) if self.K else None
-        sample_roll = self.rollout(Q, self.K, 1, "sample")
-        _, sequence, _ = self._rewards(sample_roll, Q, A, ref_ids, None, 1)
-        out["sampled_reward_mean"] = round(float(sequence.mean()), 4)
-        out["sampled_reward_std"] = round(float(sequence.std()) if sequence.numel() > 1 else 0.0, 4)
-        return out
-
+        """Thought statistics on held-out problems (solvers/rollout.py: rollout_diagnostics)."""
+        return rollout_diagnostics(self, task, held_out, device, limit)

@@ -101,7 +101,7 @@ def test_bench_solvers_lists_flags_and_options() -> None:
 
     result = CliRunner().invoke(app, ["solvers"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("think_fixed_blind_super_clean", "--estimator", "--baseline", "--group (32)", "--think-lr", "search"):
+    for text in ("think_fixed_blind_super_clean", "--estimator", "--baseline", "--group (auto: 32 on short rollouts (add)", "--think-lr", "search"):
         assert text in result.output
 
 

@@ -1,0 +1,165 @@
+"""The discrete thinkers' names, options and per-task step defaults (K, G, batch).
+
+Step defaults (issue 14): a thinker step samples batch x G rollouts of K thoughts and, unless the
+reward is clean, scores each with the answerer; its cost grows with batch x G x (K + answer length).
+On add (K + answer <= 5 tokens) G = 32 and batch 256, the settings the learning results in
+docs/THINKERS.md were measured with. On longer rollouts (sort, graph, sat) G = 4 and batch 64, so a
+step samples 256 rollouts, as many rows as a gpt step at batch 256 has: `think_fixed` on sort max
+1000 at G = 32, batch 256 ran 0.1 steps/s on the 2-core CPU. `--group` and `--batch` override them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from solvers.base import SolverError, TaskShape
+
+SHORT_ROLLOUT = 5
+"""K + answer tokens up to which a rollout is short (add) and keeps G = 32, batch 256."""
+LONG_GROUP, LONG_BATCH = 4, 64
+
+FLAGS = ("fixed", "blind", "split", "super", "clean", "search")
+DEFAULT_THOUGHTS = 4
+EXAMPLES = (
+    "think",
+    "think_fixed",
+    "think_fixed_blind_super",
+    "think_fixed_blind_super_clean",
+    "think_fixed_blind_split_super_clean_search",
+)
+
+
+def parse_think_name(name: str) -> tuple[str, dict[str, bool]] | None:
+    """'think_super_fixed' -> ('think_fixed_super', flags); None for names of other families."""
+    parts = name.split("_")
+    if parts[0] != "think":
+        return None
+    given = parts[1:]
+    unknown = [flag for flag in given if flag not in FLAGS]
+    if unknown:
+        raise SolverError(f"solver {name!r}: unknown flag {unknown[0]!r}; valid flags: {', '.join(FLAGS)}")
+    repeated = sorted({flag for flag in given if given.count(flag) > 1})
+    if repeated:
+        raise SolverError(f"solver {name!r}: flag {repeated[0]!r} given twice")
+    if "clean" in given and "super" not in given:
+        raise SolverError(
+            f"solver {name!r}: clean needs super (the clean reward compares thoughts with the reference "
+            "trace, which only super teaches the answerer to read)"
+        )
+    flags = {flag: flag in given for flag in FLAGS}
+    return "_".join(["think", *(flag for flag in FLAGS if flags[flag])]), flags
+
+
+@dataclass(frozen=True)
+class ThinkOptions:
+    AUTO: ClassVar[dict[str, str]] = {
+        "thoughts": "auto: the trace length under super, else 4",
+        "group": f"auto: 32 on short rollouts (add), {LONG_GROUP} with batch {LONG_BATCH} on longer ones",
+    }
+    """What `bench solvers` shows for the defaults chosen per task (step_defaults)."""
+    fixed: bool = False
+    blind: bool = False
+    split: bool = False
+    super: bool = False
+    clean: bool = False
+    search: bool = False
+    thoughts: int | None = None
+    """Thought budget K. Default: the task's trace length under super, else 4."""
+    thought_vocab: int = 16
+    """Thought tokens when not super (super uses the task's trace alphabet)."""
+    estimator: Literal["reinforce", "gumbel"] = "reinforce"
+    """reinforce (log-prob gradient) or gumbel (straight-through Gumbel-softmax through the thoughts)."""
+    baseline: Literal["batch", "group", "loo", "reference", "value"] = "group"
+    """group: mean of the question's G rollouts (GRPO), which credits useful thoughts, not easy questions."""
+    group: int | None = None
+    """Rollouts per question G. Default (auto): per task, see step_defaults (32 on add, 4 on longer rollouts)."""
+    reward: Literal["auto", "logprob", "prob", "correct", "clean"] = "auto"
+    """auto: clean with clean; prob (answerer's probability of the answer) with super; else logprob."""
+    equal_groups: Literal["batch", "none"] = "batch"
+    """Groups whose G rewards all agree: baseline = the batch mean (a failing question is pushed off its
+    wrong thoughts) or none (GRPO: no gradient; such questions can stay confidently wrong)."""
+    credit: Literal["position", "sequence"] = "position"
+    """Clean reward: position (thought i scored by whether t1..ti match) or sequence (all by the whole)."""
+    normalize: bool = True
+    """Divide advantages by the std of the group's rewards (zero-std groups unscaled; std floor 0.05)."""
+    epsilon: float = 0.0
+    """Epsilon-greedy: share of thoughts drawn uniformly instead of from the policy."""
+    entropy: float | None = None
+    """Entropy bonus weight. Default: 0.01 with the clean reward; 0.1 with answerer-scored rewards,
+    whose hedging saddle otherwise traps the policy (measured on add mod 100)."""
+    tau: float = 1.0
+    """Gumbel-softmax temperature (estimator gumbel)."""
+    think_lr: float = 0.0
+    """Learning rate of the thinking transformer `net` (0 = --lr); without split `net` also answers."""
+
+    def validate(self) -> None:
+        if self.thoughts is not None and not 1 <= self.thoughts <= 512:
+            raise SolverError(f"--thoughts={self.thoughts} out of range; valid: 1..512")
+        if not 2 <= self.thought_vocab <= 4096:
+            raise SolverError(f"--thought-vocab={self.thought_vocab} out of range; valid: 2..4096")
+        if self.group is not None and not 1 <= self.group <= 256:
+            raise SolverError(f"--group={self.group} out of range; valid: 1..256")
+        if self.baseline in ("group", "loo") and self.group is not None and self.group < 2:
+            raise SolverError(f"--baseline {self.baseline} needs --group >= 2 (got {self.group}); or use batch, reference or value")
+        if self.search and self.group is not None and self.group < 2:
+            raise SolverError(f"search picks the best of --group rollouts; --group={self.group} must be >= 2")
+        if self.clean and self.reward not in ("auto", "clean"):
+            raise SolverError(f"--reward {self.reward} conflicts with the clean flag (clean sets the reward)")
+        if self.reward == "clean" and not self.clean:
+            raise SolverError("--reward clean is the clean flag: use a name with _super_clean")
+        if self.reward_kind == "clean" and self.baseline == "reference":
+            raise SolverError("--baseline reference scores the answer without thoughts, which the clean reward does not score; use group, loo, batch or value")
+        if self.search and self.estimator == "gumbel":
+            raise SolverError("search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise SolverError(f"--epsilon={self.epsilon} out of range; valid: 0..1")
+        if self.epsilon > 0 and self.estimator == "gumbel":
+            raise SolverError("--epsilon applies to sampled thoughts; the gumbel estimator explores through its noise")
+        if self.entropy is not None and self.entropy < 0:
+            raise SolverError(f"--entropy={self.entropy} must be >= 0")
+        if not self.tau > 0:
+            raise SolverError(f"--tau={self.tau} must be positive")
+        if self.think_lr < 0:
+            raise SolverError(f"--think-lr={self.think_lr} must be >= 0")
+
+    def resolved(self, shape: TaskShape) -> ThinkOptions:
+        """These options with G written out for this task (a spec then names the G it ran with)."""
+        return self if self.group is not None else dataclasses.replace(self, group=step_defaults(shape, self).group)
+
+    @property
+    def entropy_weight(self) -> float:
+        if self.entropy is not None:
+            return self.entropy
+        return 0.01 if self.reward_kind == "clean" else 0.1
+
+    @property
+    def reward_kind(self) -> str:
+        if self.reward == "auto":
+            return "clean" if self.clean else ("prob" if self.super else "logprob")
+        return self.reward
+
+
+@dataclass(frozen=True)
+class StepDefaults:
+    thoughts: int
+    group: int
+    batch: int
+    why: str
+
+
+def step_defaults(shape: TaskShape, options: ThinkOptions) -> StepDefaults:
+    """K, G and the batch a thinker uses on this task when not given, and why (shown by `bench run`)."""
+    K = options.thoughts if options.thoughts is not None else (max(shape.trace_len, 1) if options.super else DEFAULT_THOUGHTS)
+    length = K + shape.answer_len
+    if length <= SHORT_ROLLOUT:
+        G, batch = 32, 256
+        why = f"short rollouts (K + answer = {length} <= {SHORT_ROLLOUT} tokens): G = 32, batch 256, as measured on add (docs/THINKERS.md)"
+    else:
+        G, batch = LONG_GROUP, LONG_BATCH
+        why = (f"long rollouts (K + answer = {length} > {SHORT_ROLLOUT} tokens): G = {G}, batch {batch}, "
+               f"{G * batch} rollouts a step, the rows of a gpt step at batch 256")
+    if options.group is not None:
+        G, why = options.group, why + f"; G = {options.group} given"
+    return StepDefaults(K, G, batch, why)
