@@ -1,4 +1,4 @@
-"""`bench floors`: the accuracy of cheap predictors (shortcut floors) on a task's eval split."""
+"""`bench floors`: the accuracy of cheap predictors (shortcut floors) on a task's test split."""
 
 from __future__ import annotations
 
@@ -26,13 +26,11 @@ def floors_command(
     seed: int = typer.Option(0, "--seed", help="Seed of the problems drawn."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Shortcut floors: what predictors that never solve the problem score on the eval split.
+    """Shortcut floors: what predictors that never solve the problem score on the test split.
 
-    Majority answer, majority per size bucket, and the task's surface rules (graph: isolated
-    endpoint; sat: clause and literal counts, a logistic regression on size statistics; sort: copy
-    the input; add, multiadd: the sum without the modulus). graph and sat score the answer's kind
-    (path / no path, SAT / UNSAT); the others the whole answer. Read a solver's accuracy against
-    the best floor. Example: bench floors --task graph --max 16
+    Majority answer, majority per size bucket, and the task's surface rules (graph: isolated endpoint; sat: clause and literal counts, a logistic regression on size statistics; sort: copy the input; add, multiadd: the sum without the modulus). graph and sat score the answer's kind (path / no path, SAT / UNSAT); the others the whole answer. Read a solver's accuracy against the best floor.
+
+    Example: bench floors --task graph --max 16
     """
     from bench.floors import measure_floors
 
@@ -54,7 +52,7 @@ def floors_command(
         return
     settings = " ".join(f"{k}={v}" for k, v in problem_task.param_dict().items())
     table = Table(
-        title=f"shortcut floors: {problem_task.name} {settings}, {n} eval-split problems (seed {seed})",
+        title=f"shortcut floors: {problem_task.name} {settings}, {n} test-split problems (seed {seed})",
         caption="fitted on as many train-split problems; graph and sat: accuracy on the answer's kind",
     )
     table.add_column("predictor", style="bold", no_wrap=True)

@@ -200,14 +200,14 @@ def sample_command(
         None, "--set", help="Parameter override key=value; repeatable."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same problems."),
-    split: str = typer.Option("train", "--split", help="train or eval (disjoint problem sets)."),
+    split: str = typer.Option("train", "--split", help="train, monitor or test (disjoint problem sets; eval is the old name of test)."),
     fmt: str = typer.Option("text", "--format", help="text (for people) or jsonl (for programs)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
 ) -> None:
     """Draw problems of a task and show them with answers and reference traces."""
     if task is None:
         raise UserError(f"missing --task; valid: {', '.join(task_names())}")
-    check_choice("--split", split, ("train", "eval"))
+    check_choice("--split", split, ("train", "monitor", "test", "eval"))
     check_choice("--format", fmt, ("text", "jsonl"))
     if not 1 <= n <= MAX_PROBLEMS:
         raise UserError(f"-n {n} out of range; valid: 1..{MAX_PROBLEMS}")
@@ -216,7 +216,7 @@ def sample_command(
     if out is not None:
         check_output_path(out)
     problem_task = make_task(task, max_value, parse_assignments(assignments))
-    # Each split draws from its own stream, as the training harness does (stream_rng(seed, "eval")).
+    # Each split draws from its own stream, as the training harness does (stream_rng(seed, "test")).
     batch = problem_task.sample(stream_rng(seed, split), n, split)  # type: ignore[arg-type]
     text = problem_task.to_jsonl(batch) if fmt == "jsonl" else render_text(problem_task, batch, seed, split)
     write_text(out, text)

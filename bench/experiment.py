@@ -83,7 +83,7 @@ def diagnostics_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-FLOOR_PROBLEMS = 1000  # eval-split problems per floor in a report (seed 0)
+FLOOR_PROBLEMS = 1000  # test-split problems per floor in a report (seed 0)
 
 
 def best_floors(root: Path, board: pd.DataFrame, n: int = FLOOR_PROBLEMS) -> dict[str, tuple[float, str] | None]:
@@ -94,8 +94,14 @@ def best_floors(root: Path, board: pd.DataFrame, n: int = FLOOR_PROBLEMS) -> dic
 
     cache: dict[str, tuple[float, str] | None] = {}
     out: dict[str, tuple[float, str] | None] = {}
+    from bench.records import StoreError
+
     for record in board.to_dict("records"):
-        spec = RunDir(root, str(record["run_ids"]).split(",")[0]).read("spec.json") or {}
+        try:
+            spec = RunDir(root, str(record["run_ids"]).split(",")[0]).read("spec.json") or {}
+        except StoreError:  # changed on disk since the board was read: no floor for it
+            out[str(record["config"])] = None
+            continue
         params = spec.get("task_params") or {}
         key = f"{record['task']}:{sorted(params.items())}"
         if key not in cache:
@@ -122,7 +128,7 @@ def leaderboard_markdown(board: pd.DataFrame, floors: dict[str, tuple[float, str
         lines.append("| " + " | ".join(row[column].replace("|", "\\|") for _, column in shown) + " |")
     note = (
         f"best floor: the best shortcut predictor of `bench floors` at the row's task parameters "
-        f"({FLOOR_PROBLEMS} eval-split problems, seed 0; graph and sat score the answer's kind, path or not, "
+        f"({FLOOR_PROBLEMS} test-split problems, seed 0; graph and sat score the answer's kind, path or not, "
         "SAT or UNSAT): accuracy near it is no evidence of serial reasoning"
     )
     return "\n".join(lines) + f"\n\n{_INTERVAL_NOTE}\n\n{note}"

@@ -1,8 +1,8 @@
-"""Shortcut floors: what cheap predictors that never solve the problem score on a task's eval split.
+"""Shortcut floors: what cheap predictors that never solve the problem score on a task's test split.
 
 A serial-reasoning result means little if a surface feature gets the same accuracy, so every
 accuracy is read against these floors (`bench floors`, and each experiment report). Each predictor
-is fitted on train-split problems and scored on eval-split problems. What a predictor must get
+is fitted on train-split problems and scored on test-split problems. What a predictor must get
 right (its *label*):
 
 - graph and sat: the answer's kind (path or no path; SAT or UNSAT). A full answer must get the kind
@@ -33,7 +33,7 @@ import numpy as np
 
 from tasks import Batch, Task, stream_rng
 
-TRAIN_SPLIT, TEST_SPLIT = "train", "eval"
+TRAIN_SPLIT, TEST_SPLIT = "train", "test"
 # (rule name, correct on each test problem, how it was fitted)
 Scored = tuple[str, np.ndarray, str]
 
@@ -53,9 +53,9 @@ class Floor:
 
 def floor_batches(task: Task, n: int, seed: int = 0, n_train: int | None = None) -> tuple[Batch, Batch]:
     """(train, test) problems for fitting and scoring floors; test is drawn as the harness draws
-    its held-out problems (the eval split from stream "eval")."""
+    its held-out problems (the test split)."""
     train = task.sample(stream_rng(seed, "floors"), n_train or n, TRAIN_SPLIT)  # type: ignore[arg-type]
-    test = task.sample(stream_rng(seed, "eval"), n, TEST_SPLIT)  # type: ignore[arg-type]
+    test = task.sample(stream_rng(seed, "test"), n, TEST_SPLIT)  # type: ignore[arg-type]
     return train, test
 
 

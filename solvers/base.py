@@ -61,9 +61,9 @@ class ModelConfig:
     weight_init: str = "pytorch"
     """Weight initialisation: pytorch (PyTorch's defaults, N(0, 1) embeddings) or gpt2 (N(0, 0.02)).
     Chosen by measurement: results/experiments/baseline-recipe."""
-    prompt: str = "separated"
-    """Question layout: separated (a = b =), query (a b =) or plain (a b); see tasks/prompt.py.
-    Chosen by measurement: results/experiments/baseline-recipe."""
+    prompt: str = "plain"
+    """Question layout: plain (a b), query (a b =) or separated (a = b =); see tasks/prompt.py.
+    Chosen by measurement: results/experiments/baseline-recipe (at the pytorch init, plain beat both)."""
 
     LIMITS = {"d_model": 16_384, "layers": 256, "heads": 256}  # beyond these: allocation failures
 

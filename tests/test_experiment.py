@@ -30,6 +30,7 @@ steps = 1000
 batch = 128
 d_model = 64
 layers = 1
+prompt = "separated"
 lr = 0.01
 target = 0.95
 eval_every = 25
@@ -143,9 +144,10 @@ def test_experiment_runs_its_grid_and_writes_a_report_from_the_runs(tmp_path: Pa
     leaderboard = [line for line in board if line.count("|") > 10]
     assert len(leaderboard) == 3
     assert all(s["state"] == "finished" for s in statuses.values())
-    # A real result: gpt learns add mod 50 (both seeds reach the 0.95 target), so its frontier is at
-    # least 50; the table's mean is the mean of the runs' own stored accuracies.
-    assert re.search(r"\| add \| gpt \|  \| (50|60) \| 60 \| 50:1.00 60:\d\.\d\d \|", report), report
+    # A real result: gpt learns add mod 50 (at least one seed of two reaches 0.95 on the distinct test
+    # problems; the frontier's rule is half the seeds), so its frontier is at least 50; the table's
+    # mean is the mean of the runs' own stored accuracies.
+    assert re.search(r"\| add \| gpt \|  \| (50|60) \| 60 \| 50:(0.50|1.00) 60:\d\.\d\d \|", report), report
     for scale in (50, 60):
         stored = [s["accuracy"] for rid, s in statuses.items() if by_id[rid] == ("gpt", scale)]
         row = next(line for line in leaderboard if line.startswith(f"| add | {scale} | gpt |"))

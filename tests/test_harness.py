@@ -36,7 +36,8 @@ def spec_for(
 ) -> RunSpec:
     settings = {"steps": 1000, "batch": 128, "eval_every": 25, "eval_size": 400, "monitor_size": 400,
                 "target": 0.95, "seed": 0, **train}
-    return build_spec("add", max_value, {}, "gpt", {}, ModelConfig(d_model, layers, 4), OptimConfig(lr=lr),
+    # the separated layout: at d_model 64 it learns add mod 50 in a few hundred steps, plain does not
+    return build_spec("add", max_value, {}, "gpt", {}, ModelConfig(d_model, layers, 4, prompt="separated"), OptimConfig(lr=lr),
                       TrainConfig(**settings), "cpu")
 
 
@@ -83,9 +84,11 @@ def test_tiny_gpt_run_learns_add_mod_20(tmp_path: Path) -> None:
     assert RUN_FILES <= {p.name for p in run_dir.path.iterdir()}
     evaluation = run_dir.read("evaluation.json")
     overall = evaluation["final"]["overall"]
-    assert overall["n"] == 400 and overall["low"] <= overall["accuracy"] <= overall["high"]
+    # n counts distinct test problems: at mod 50 the whole test split (122 unordered pairs), not eval_size
+    assert evaluation["final"]["test_split"] == {"distinct": 122, "exhaustive": True}
+    assert overall["n"] == 122 and overall["low"] <= overall["accuracy"] <= overall["high"]
     assert {"size", "depth"} <= set(evaluation["final"]["by"])
-    assert sum(row["n"] for row in evaluation["final"]["by"]["depth"]) == 400
+    assert sum(row["n"] for row in evaluation["final"]["by"]["depth"]) == 122
     curve = run_dir.read("curve.json")
     assert [row["step"] for row in curve] == list(range(25, status["step"] + 1, 25))
     assert curve[-1]["accuracy"] >= 0.95 and curve[0]["loss"] > curve[-1]["loss"]
@@ -175,7 +178,7 @@ def test_run_ids_are_stable_across_processes() -> None:
     code = (
         "from bench.train import build_spec; from bench.spec import TrainConfig;"
         "from solvers.base import ModelConfig, OptimConfig;"
-        "print(build_spec('add', 20, {}, 'gpt', {}, ModelConfig(64, 1, 4), OptimConfig(lr=1e-2),"
+        "print(build_spec('add', 50, {}, 'gpt', {}, ModelConfig(64, 1, 4, prompt='separated'), OptimConfig(lr=1e-2),"
         " TrainConfig(steps=1000, batch=128, eval_every=25, eval_size=400, monitor_size=400, target=0.95), 'cpu').run_id)"
     )
     # another process, with another string-hash seed than this one (pytest's is random)

@@ -35,7 +35,7 @@ def options_for(name: str, **values: object):  # type: ignore[no-untyped-def]
         ("add", 100, "think_fixed", 4, 32, 256),
         ("sort", 1000, "think_fixed", 4, LONG_GROUP, LONG_BATCH),
         ("graph", 16, "think_fixed", 4, LONG_GROUP, LONG_BATCH),
-        ("sat", 8, "think_fixed_blind_super", 72, LONG_GROUP, LONG_BATCH),
+        ("sat", 8, "think_fixed_blind_super", 88, LONG_GROUP, LONG_BATCH),
     ],
 )
 def test_step_defaults_follow_the_rollout_length(task: str, scale: int, solver: str, K: int, G: int, batch: int) -> None:
