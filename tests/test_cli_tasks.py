@@ -27,7 +27,7 @@ def bench(*args: str, input: str | None = None):
 
 def sample_jsonl(tmp_path: Path, task: str, n: int = 6, *extra: str) -> Path:
     out = tmp_path / f"{task}.jsonl"
-    result = bench("sample", "--task", task, "-n", str(n), "--format", "jsonl", "--split", "eval", "--out", str(out), *extra)
+    result = bench("sample", "--task", task, "-n", str(n), "--format", "jsonl", "--split", "test", "--out", str(out), *extra)
     assert result.exit_code == 0, result.stderr
     return out
 
@@ -187,7 +187,7 @@ def test_verify_reads_stdin(tmp_path: Path) -> None:
         (["sample", "--task", "add", "--set", "base=ten"], ["'ten'"]),
         (["sample", "--task", "add", "--max", "1"], ["max=1", "valid: 2.."]),
         (["sample", "--task", "add", "--format", "csv"], ["'csv'", "valid: text, jsonl"]),
-        (["sample", "--task", "add", "--split", "test"], ["'test'", "valid: train, eval"]),
+        (["sample", "--task", "add", "--split", "holdout"], ["'holdout'", "valid: train, monitor, test"]),
         (["sample", "--task", "add", "-n", "0"], ["-n 0", "valid: 1.."]),
         (["sample", "--task", "add", "--seed", "-3"], ["-3"]),
         (["sample", "--task", "add", "--out", "/nonexistent-dir/x.jsonl"], ["/nonexistent-dir"]),
