@@ -62,7 +62,9 @@ class ContinuousOptions:
     normalize: Literal["none", "final", "embedding"] = "none"
     """Rescale the fed-back state: none; final = the model's final LayerNorm when think_layer is the
     last block (the model's last hidden state, what Coconut feeds back; a learned LayerNorm at other
-    layers); embedding = LayerNorm without gain, scaled to the mean token-embedding norm."""
+    layers); embedding = LayerNorm without gain, scaled to the mean token-embedding norm. none is the
+    default by measurement: add mod 200, 3 seeds, 2/3 at 99% against final's 1/3
+    (experiments/continuous_feedback.toml)."""
     projection: bool = False
     """Pass the fed-back state through a learned linear map (initialised to the identity)."""
     blind: bool = False
