@@ -23,6 +23,14 @@ LIST_FLAGS = ("task", "solver", "max", "thoughts", "seeds", "steps", "batch", "l
               "target", "eval_every", "eval_size", "device")
 
 
+def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
+    """'name=text' -> (name, text), or a one-line UserError saying that `option` expects `form`."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"{option} expects {form}, got {item!r}")
+    return key.strip(), text
+
+
 def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets: list[str] | None,
                   eval_thoughts: Optional[str], name: Optional[str]) -> Grid:
     out = Grid(name=name)
@@ -31,16 +39,12 @@ def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets
         if text is not None:
             out.set(key, split_values(str(text), f"--{key.replace('_', '-')}"))
     for item in grid or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--grid expects name=v1,v2,..., got {item!r}")
-        if key.strip().replace("-", "_") == "eval_thoughts":
+        key, text = split_assignment(item, "--grid", "name=v1,v2,...")
+        if key.replace("-", "_") == "eval_thoughts":
             raise UserError("--grid eval_thoughts=... is ambiguous (budgets are a list); use --eval-thoughts 0,2,4, or a list of lists in a sweep file")
-        out.set(key, split_values(text, f"--grid {key.strip()}"))
+        out.set(key, split_values(text, f"--grid {key}"))
     for item in sets or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set expects name=value, got {item!r}")
+        key, text = split_assignment(item, "--set", "name=value")
         out.set(key, [text.strip()])
     if eval_thoughts is not None:
         out.set("eval_thoughts", [eval_thoughts])

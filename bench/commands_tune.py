@@ -20,6 +20,7 @@ err_console = Console(stderr=True)
 
 def parse_space(items: list[str] | None) -> dict[str, list[str]]:
     """--space name=v1,v2 (repeatable) -> {name: [values]}; none given -> the default space."""
+    from bench.commands_sweep import split_assignment
     from bench.sweep import normalise_name
     from bench.tune import DEFAULT_SPACE
 
@@ -27,10 +28,8 @@ def parse_space(items: list[str] | None) -> dict[str, list[str]]:
         return {k: [str(v) for v in values] for k, values in DEFAULT_SPACE.items()}
     space: dict[str, list[str]] = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--space expects name=v1,v2,..., got {item!r}")
-        space[normalise_name(key)] = split_values(text, f"--space {key.strip()}")
+        key, text = split_assignment(item, "--space", "name=v1,v2,...")
+        space[normalise_name(key)] = split_values(text, f"--space {key}")
     return space
 
 
@@ -87,7 +86,7 @@ def tune(
 
     Example: bench tune --task add --max 200 --solver gpt,pause,continuous --space lr=0.0003,0.001,0.003 --seeds 0-1
     """
-    from bench.commands_sweep import run_plan, stopped
+    from bench.commands_sweep import run_plan, split_assignment, stopped
     from bench.store import atomic_write_json, results_root
     from bench.tune import add_compute, collect_trials, select, tune_grid
 
@@ -101,10 +100,8 @@ def tune(
     if max_values is not None:
         fixed["max"] = split_values(max_values, "--max")
     for item in set_values or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set expects name=value, got {item!r}")
-        fixed[key.strip().replace("-", "_")] = [text.strip()]
+        key, text = split_assignment(item, "--set", "name=value")
+        fixed[key.replace("-", "_")] = [text.strip()]
     search = parse_space(space)
     grid = tune_grid(fixed, search, name)
     result = run_plan(grid, root, jobs, "local", None, quiet, 0.5, dry_run)

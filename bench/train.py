@@ -331,7 +331,10 @@ def run_training(
     # monitor accuracy of the final model is kept apart: it is what model selection may look at.
     final = evaluate(solver, task, held_out, device)
     final["test_split"] = {"distinct": len(held_out), "exhaustive": exhaustive}
-    monitor_accuracy = quick_accuracy(solver, task, monitor, device)
+    # The loop always scores the monitor set at its last step; score again only if that row is missing
+    # (a crash between the checkpoint and the curve write, then a resume with nothing left to train).
+    last = state.curve[-1] if state.curve else None
+    monitor_accuracy = last["accuracy"] if last and last["step"] == state.step else quick_accuracy(solver, task, monitor, device)
     budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
     diagnostics = getattr(solver, "diagnostics", None)
     extras = diagnostics(task, held_out, device) if diagnostics is not None else {}

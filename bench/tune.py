@@ -23,7 +23,7 @@ from typing import Any
 from bench.errors import UserError
 from bench.stats import wilson_interval
 from bench.store import RunDir
-from bench.sweep import Grid
+from bench.sweep import Grid, typed_setting
 
 # The default search space: three learning rates x two warm-ups x the two weight inits = 12 configurations.
 DEFAULT_SPACE: dict[str, list[Any]] = {"lr": [3e-4, 1e-3, 3e-3], "warmup": [0, 200], "weight_init": ["gpt2", "pytorch"]}
@@ -62,19 +62,13 @@ def collect_trials(root: Path, cells: list[Any], space_keys: list[str]) -> list[
     for cell in cells:
         spec = cell.spec
         config = {k: cell.settings[k] for k in space_keys if k in cell.settings}
-        key = (spec.task, int(cell.settings.get("max", _scale_of(spec))), spec.solver)
+        key = (spec.task, int(typed_setting(spec, "max")), spec.solver)
         trial = trials.setdefault((key, tuple(sorted(config.items()))), Trial(key, config, [], []))
         status = RunDir(root, cell.run_id).status()
         if status.get("state") == "finished":
             trial.runs.append(status)
             trial.run_ids.append(cell.run_id)
     return list(trials.values())
-
-
-def _scale_of(spec: Any) -> int:
-    from tasks.registry import task_class
-
-    return int(spec.task_params[task_class(spec.task).scale_param])
 
 
 def select(trials: list[Trial]) -> list[dict[str, Any]]:

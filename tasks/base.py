@@ -35,7 +35,6 @@ TRACE_PAD = 0
 Split = Literal["train", "monitor", "test"]
 SPLITS: tuple[str, ...] = ("train", "monitor", "test")
 SPLIT_BUCKETS = 10  # hash buckets: one is the test split, one the monitor split, eight train
-_SPLIT_OF_BUCKET = {0: "test", 1: "monitor"}  # every other bucket is train
 
 _MAX_REJECTION_ROUNDS = 200
 _STALE_ROUNDS_FOR_EXHAUSTED = 8
@@ -102,9 +101,13 @@ def question_hash(questions: np.ndarray) -> np.ndarray:
     return h
 
 
-def normalize_split(split: str) -> str:
-    """"eval", the older name of the held-out split, means "test"."""
-    return "test" if split == "eval" else split
+def checked_split(split: str) -> str:
+    """`split` as one of SPLITS ("eval", the older name of the held-out split, means "test"), or a
+    one-line TaskError naming the valid ones."""
+    split = "test" if split == "eval" else split
+    if split not in SPLITS:
+        raise TaskError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    return split
 
 
 def split_ids(canonical: np.ndarray) -> np.ndarray:
@@ -186,9 +189,7 @@ class Task(ABC):
 
     def sample(self, rng: np.random.Generator, n: int, split: Split = "train") -> Batch:
         """n problems of one split; the same rng state gives the same problems on any machine."""
-        split = normalize_split(split)
-        if split not in SPLITS:
-            raise TaskError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        split = checked_split(split)
         kept: list[Batch] = []
         have = 0
         for _ in range(_MAX_REJECTION_ROUNDS):
@@ -213,9 +214,7 @@ class Task(ABC):
         distinct problems and (as far as repeated drawing can tell) all of them were found. Used for
         the monitor and test sets, so that an interval's n counts distinct problems.
         """
-        split = normalize_split(split)
-        if split not in SPLITS:
-            raise TaskError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        split = checked_split(split)
         seen: set[bytes] = set()
         kept: list[Batch] = []
         have, stale_rounds = 0, 0

@@ -16,13 +16,12 @@ and rendering use the task's own tokens (the extra positions are stripped first)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from tasks.base import Batch, Split, Task, TaskError
 
-PromptStyle = Literal["plain", "query", "separated"]
 PROMPT_STYLES: tuple[str, ...] = ("plain", "query", "separated")
 
 
