@@ -1,1 +1,1 @@
-"""The harness: CLI, train/eval loop, results store, sweeps, leaderboards, plots."""
+"""The harness: CLI (cli/), one run's lifecycle (run/), sweeps (sweep/), reading results (analysis/), speed (perf/)."""

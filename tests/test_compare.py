@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.compare import aggregate, compare, config_key, load_runs
-from bench.spec import TrainConfig
+from bench.analysis.compare import aggregate, compare, config_key, load_runs
+from bench.run.spec import TrainConfig
 from bench.stats import wilson_interval
-from bench.store import RunDir
-from bench.train import build_spec
+from bench.run.store import RunDir
+from bench.run.train import build_spec
 from solvers.base import ModelConfig, OptimConfig
 
 runner = CliRunner()

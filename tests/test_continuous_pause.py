@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.spec import TrainConfig
-from bench.store import load_checkpoint
-from bench.train import RunInterrupted, build_spec, start_run
+from bench.run.spec import TrainConfig
+from bench.run.store import load_checkpoint
+from bench.run.train import RunInterrupted, build_spec, start_run
 from solvers.base import ModelConfig, OptimConfig, SolverError, TaskShape, TensorBatch, make_solver
 from solvers.continuous import ContinuousSolver
 from tasks import task_names

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.errors import UserError
-from bench.sweep import Grid, expand, load_experiment, load_toml
+from bench.sweep.plan import Grid, expand, load_experiment, load_toml
 from cli_checks import assert_one_line_error
 
 runner = CliRunner()

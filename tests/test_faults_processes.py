@@ -26,10 +26,10 @@ import pytest
 from cli_checks import bench_executable
 from test_faults import RUN_ARGS, bench
 
-from bench.records import pid_alive
-from bench.spec import RunSpec
-from bench.store import RunDir, RunLock, RunLocked, recover_run, retrain_path
-from bench.train import RunInterrupted, start_run
+from bench.run.records import pid_alive
+from bench.run.spec import RunSpec
+from bench.run.store import RunDir, RunLock, RunLocked, recover_run, retrain_path
+from bench.run.train import RunInterrupted, start_run
 
 LONG = [a if a != "20" else "3000" for a in RUN_ARGS]  # the same tiny model, 3000 steps at most
 

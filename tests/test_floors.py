@@ -1,4 +1,4 @@
-"""Shortcut floors (bench/floors.py, `bench floors`) and the generators they police: no surface rule
+"""Shortcut floors (bench/analysis/floors.py, `bench floors`) and the generators they police: no surface rule
 may beat the majority rate on graph or sat, and the rules themselves must find a shortcut where one
 exists."""
 
@@ -16,7 +16,7 @@ from pysat.solvers import Glucose3
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.floors import (
+from bench.analysis.floors import (
     Floor, _fit_threshold, best_threshold_accuracy, compute_floors, floor_batches, graph_features, labels, sat_features,
 )
 from cli_checks import assert_one_line_error

@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from bench.errors import UserError
-from bench.spec import RunSpec, TrainConfig
-from bench.store import RUNS_DIR, atomic_write_json, load_checkpoint
-from bench.train import (
+from bench.run.spec import RunSpec, TrainConfig
+from bench.run.store import RUNS_DIR, atomic_write_json, load_checkpoint
+from bench.run.train import (
     RunInterrupted,
     build_spec,
     fixed_training_set,
@@ -176,7 +176,7 @@ def test_run_ids_are_equal_for_default_and_explicit_values() -> None:
 
 def test_run_ids_are_stable_across_processes() -> None:
     code = (
-        "from bench.train import build_spec; from bench.spec import TrainConfig;"
+        "from bench.run.train import build_spec; from bench.run.spec import TrainConfig;"
         "from solvers.base import ModelConfig, OptimConfig;"
         "print(build_spec('add', 50, {}, 'gpt', {}, ModelConfig(64, 1, 4, prompt='separated'), OptimConfig(lr=1e-2),"
         " TrainConfig(steps=1000, batch=128, eval_every=25, eval_size=400, monitor_size=400, target=0.95), 'cpu').run_id)"

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.frontier import area_under_curve, config_columns, frontier, normalised_auc, run_table, seed_summary
-from bench.spec import TrainConfig
-from bench.store import RunDir, atomic_write_json
-from bench.train import build_spec, start_run
+from bench.analysis.frontier import area_under_curve, config_columns, frontier, normalised_auc, run_table, seed_summary
+from bench.run.spec import TrainConfig
+from bench.run.store import RunDir, atomic_write_json
+from bench.run.train import build_spec, start_run
 from solvers.base import ModelConfig, OptimConfig
 
 runner = CliRunner()
@@ -177,7 +177,7 @@ def test_inspect_shows_thoughts_trace_answers_and_diagnostics(tmp_path):
 
 
 def test_curve_key_groups_the_seeds_and_scales_of_one_configuration():
-    from bench.frontier import curve_key
+    from bench.analysis.frontier import curve_key
 
     def spec(scale: int, seed: int, d_model: int = 16) -> dict:
         return build_spec("add", scale, {}, "gpt", {}, ModelConfig(d_model, 1, 2), OptimConfig(),

@@ -10,14 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.compare import compare, frontier_board
-from bench.experiment import best_floors, leaderboard_markdown
-from bench.frontier import run_table
-from bench.plots import make_plots
-from bench.spec import TrainConfig
+from bench.analysis.compare import compare, frontier_board
+from bench.analysis.experiment import best_floors, leaderboard_markdown
+from bench.analysis.frontier import run_table
+from bench.analysis.plots import make_plots
+from bench.run.spec import TrainConfig
 from bench.stats import wilson_interval
-from bench.store import RunDir
-from bench.train import build_spec
+from bench.run.store import RunDir
+from bench.run.train import build_spec
 from cli_checks import assert_one_line_error
 from solvers.base import ModelConfig, OptimConfig
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.spec import TrainConfig
-from bench.train import model_task, monitor_set, evaluation_set
+from bench.run.spec import TrainConfig
+from bench.run.train import model_task, monitor_set, evaluation_set
 from cli_checks import assert_one_line_error
 from solvers.base import ModelConfig, OptimConfig, set_learning_rate
 from solvers.core import CoreConfig, Transformer

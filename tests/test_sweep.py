@@ -15,10 +15,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.spec import TrainConfig
-from bench.store import RunDir
-from bench.sweep import Grid, expand, load_toml, split_values, threads_per_job
-from bench.train import build_spec
+from bench.run.spec import TrainConfig
+from bench.run.store import RunDir
+from bench.sweep.plan import Grid, expand, load_toml, split_values, threads_per_job
+from bench.run.train import build_spec
 from solvers.base import ModelConfig, OptimConfig
 from cli_checks import assert_one_line_error
 
@@ -240,7 +240,7 @@ def test_acceptance_sweep_on_a_local_ray_instance(tmp_path, local_ray):
 
 
 def test_ray_executor_without_ray_is_a_one_line_error(tmp_path, monkeypatch):
-    from bench import executors
+    from bench.sweep import executors
 
     monkeypatch.setattr(executors, "ray_available", lambda: False)
     result = bench("sweep", "--task", "add", *TINY, "--executor", "ray", "--results", str(tmp_path))

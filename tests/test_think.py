@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from bench.train import warm_start
+from bench.run.train import warm_start
 from solvers import rl
 from solvers.base import ModelConfig, SolverError, TaskShape, TensorBatch, make_solver, resolve_solver
 from solvers.think import FLAGS, ThinkSolver, parse_think_name

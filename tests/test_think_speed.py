@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.spec import TrainConfig
-from bench.train import build_spec
+from bench.run.spec import TrainConfig
+from bench.run.train import build_spec
 from cli_checks import assert_one_line_error
 from solvers.base import ModelConfig, OptimConfig, TaskShape, make_options, make_solver, resolve_solver
 from solvers.rollout import distinct_rows, head_columns
@@ -124,7 +124,7 @@ def test_perf_think_bad_input(args: list[str], fragment: str) -> None:
 @pytest.mark.parametrize("solver, scale", [("think_fixed_blind_super_clean", 100), ("think_fixed_blind_super_clean", 1000),
                                            ("think_fixed_blind_super", 100)])
 def test_thinker_step_costs_at_most_2_5_gpt_steps_on_the_same_positions(solver: str, scale: int) -> None:
-    from bench.perf_think import think_step_cost
+    from bench.perf.think import think_step_cost
 
     row = think_step_cost(solver, "add", scale, rounds=2, steps=1)
     assert row["ratio"] <= 2.5, row

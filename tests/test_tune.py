@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.tune import Trial, select
+from bench.sweep.tune import Trial, select
 from cli_checks import assert_one_line_error
 
 runner = CliRunner()

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.verify import score_lines
+from bench.analysis.verify import score_lines
 from cli_checks import assert_one_line_error, bench_executable
 from tasks import make_task, stream_rng
 

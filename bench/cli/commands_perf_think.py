@@ -1,4 +1,4 @@
-"""`bench perf think`: a thinker's whole training step at its task defaults against gpt (bench/perf_think.py)."""
+"""`bench perf think`: a thinker's whole training step at its task defaults against gpt (bench/perf/think.py)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def perf_think_command(
     problems alone. The aim (issue 14): ratio <= 2.5 on a CPU, <= 2 on a GPU. The model is fresh,
     so its rollouts share few prefixes: the costliest steps of a run.
     """
-    from bench.perf_think import think_step_cost
-    from bench.sweep import parse_budgets
-    from bench.train import resolve_device
+    from bench.perf.think import think_step_cost
+    from bench.sweep.plan import parse_budgets
+    from bench.run.train import resolve_device
 
     names = [name.strip() for name in solver.split(",") if name.strip()]
     if not names or any(not name.startswith("think") for name in names):

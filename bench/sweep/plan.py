@@ -7,10 +7,10 @@ any parameter of the task (`terms`, `base`, ...) or any option of the solver (`t
 apply to its task and solver, so `thoughts=[2, 4]` multiplies the thinkers' cells, not gpt's, and
 cells that come out identical are run once (they have the same run id).
 
-Every cell is an ordinary run (`bench.train.start_run`): a finished cell is skipped because its run
+Every cell is an ordinary run (`bench.run.train.start_run`): a finished cell is skipped because its run
 id is finished, and an interrupted cell resumes from its checkpoint, so running an interrupted sweep
 again continues where it stopped. How cells are executed (in this process, a local process pool, a
-Ray cluster) is bench/executors.py; the CLI is bench/commands_sweep.py.
+Ray cluster) is bench/sweep/executors.py; the CLI is bench/cli/commands_sweep.py.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bench.errors import UserError
-from bench.spec import RunSpec, TrainConfig
-from bench.store import RunDir, atomic_write_json, find_run
+from bench.run.spec import RunSpec, TrainConfig
+from bench.run.store import RunDir, atomic_write_json, find_run
 
 SWEEPS_DIR = "sweeps"
 
@@ -261,7 +261,7 @@ def _report_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
         raise UserError(f"sweep file {path}: [report] min_rate={rate!r} must be a number in (0, 1]")
     kinds = options["plots"]
-    from bench.plots import KINDS
+    from bench.analysis.plots import KINDS
 
     if not isinstance(kinds, list) or any(k not in KINDS for k in kinds):
         raise UserError(f"sweep file {path}: [report] plots={kinds!r}; valid: a list of {', '.join(KINDS)}")
@@ -366,7 +366,7 @@ def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | 
     from solvers.base import ModelConfig, OptimConfig, TaskShape, make_options, resolve_solver
     from tasks.registry import make_task
 
-    from bench.train import build_spec, model_task
+    from bench.run.train import build_spec, model_task
 
     options = run_options()
     task, solver = str(settings["task"]), str(settings["solver"])

@@ -102,7 +102,7 @@ def perf_continuous_command(
     """Time a continuous training step with K thoughts against a gpt step on the same total length."""
     import torch
 
-    from bench.sweep import parse_budgets
+    from bench.sweep.plan import parse_budgets
 
     budgets = list(parse_budgets(thoughts, "--thoughts"))
     if not budgets or any(not 0 <= k <= 64 for k in budgets):

@@ -27,10 +27,10 @@ def plot(
 
     Example: bench plot --sweep width-vs-depth;  bench plot --task sort --axis length
     """
-    from bench.frontier import check_axis, run_table
-    from bench.plots import KINDS, make_plots
-    from bench.store import check_writable, find_run, results_root
-    from bench.sweep import read_record
+    from bench.analysis.frontier import check_axis, run_table
+    from bench.analysis.plots import KINDS, make_plots
+    from bench.run.store import check_writable, find_run, results_root
+    from bench.sweep.plan import read_record
 
     kinds = [k.strip() for k in kind.split(",") if k.strip()]
     bad = [k for k in kinds if k not in KINDS]

@@ -1,4 +1,4 @@
-"""`bench compare`: a leaderboard over every stored run (see bench/compare.py for the columns)."""
+"""`bench compare`: a leaderboard over every stored run (see bench/analysis/compare.py for the columns)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.cli import app
-from bench.compare import FORMATS, SORT_KEYS, board_records, compare, frontier_board
+from bench.analysis.compare import FORMATS, SORT_KEYS, board_records, compare, frontier_board
 from bench.errors import UserError, user_errors_exit
-from bench.frontier import check_axis
-from bench.store import readable_root
+from bench.analysis.frontier import check_axis
+from bench.run.store import readable_root
 
 # (header, column) for markdown; the rich table folds settings under the solver and leaves out config.
 _SHOWN: list[tuple[str, str]] = [
@@ -87,7 +87,7 @@ def notes_text(notes: dict[str, Any]) -> list[str]:
     if notes["unfinished"]:
         states = ", ".join(f"{count} {state}" for state, count in notes["unfinished"].items())
         lines.append(f"not counted: {sum(notes['unfinished'].values())} unfinished runs ({states})")
-    # Bad run folders were each named in one warning line when read (bench.records.scan_runs).
+    # Bad run folders were each named in one warning line when read (bench.run.records.scan_runs).
     return lines
 
 
@@ -165,7 +165,7 @@ def compare_command(
 
 def sweep_run_ids(root: Any, name: str) -> set[str]:
     """The run ids of a sweep's cells (one-line error naming the known sweeps when there is none)."""
-    from bench.sweep import read_record
+    from bench.sweep.plan import read_record
 
     return {cell["run_id"] for cell in read_record(root, name)["cells"]}
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bench.cli import perf_app
 from bench.errors import UserError, user_errors_exit
-from bench.perf_data import data_throughput
+from bench.perf.data import data_throughput
 from tasks import task_class
 
 

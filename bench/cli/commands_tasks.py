@@ -4,7 +4,7 @@
 the problem's fields, "answer"; other fields such as "params" are ignored), takes each line's
 "answer" as the candidate from any solver, inside thinkbench or not, and checks it with the task's
 own verifier. The scoring rules (missing answers count as wrong, a time limit per line, malformed
-lines named and skipped) are in bench/verify.py.
+lines named and skipped) are in bench/analysis/verify.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import UserError, fail, user_errors_exit
-from bench.verify import DEFAULT_TIME_LIMIT, TaskScore, score_lines
+from bench.analysis.verify import DEFAULT_TIME_LIMIT, TaskScore, score_lines
 from tasks import Batch, Task, make_task, parse_assignments, stream_rng, task_class, task_names
 
 MAX_PROBLEMS = 1_000_000

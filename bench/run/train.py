@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from bench.errors import UserError
-from bench.evaluate import autocast_for, evaluate, quick_accuracy
-from bench.spec import RunSpec, TrainConfig, check_memory
-from bench.records import owner
-from bench.store import RunDir, RunLock, atomic_torch_save, check_writable, load_checkpoint, recover_run, replace_run, retrain_path
+from bench.run.evaluate import autocast_for, evaluate, quick_accuracy
+from bench.run.spec import RunSpec, TrainConfig, check_memory
+from bench.run.records import owner
+from bench.run.store import RunDir, RunLock, atomic_torch_save, check_writable, load_checkpoint, recover_run, replace_run, retrain_path
 from solvers.base import (
     ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_options, make_solver, resolve_solver, set_learning_rate,
 )
@@ -295,7 +295,7 @@ def run_training(
         run_dir.write("status.json", {"state": state_name, "step": state.step, "elapsed": state.elapsed,
                                       **(owner() if state_name == "running" else {})})
 
-    # pid and host: a "running" run whose owner is gone is shown as stale (bench.records.shown_state)
+    # pid and host: a "running" run whose owner is gone is shown as stale (bench.run.records.shown_state)
     run_dir.write("status.json", {"state": "running", "step": state.step, "elapsed": state.elapsed, **owner()})
     steps_this_call = 0
     reached = state.steps_to_target is not None
@@ -404,7 +404,7 @@ def start_run(
         target.write("spec.json", spec.to_json())
         init_state = None
         if spec.init:
-            from bench.store import find_run
+            from bench.run.store import find_run
 
             source = find_run(root, spec.init)
             if source.status().get("state") != "finished":

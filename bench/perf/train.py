@@ -29,7 +29,7 @@ from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, TensorBatc
 from tasks.base import stream_rng
 from tasks.registry import make_task
 
-from bench.perf_config import REFERENCES, PerfTrainConfig, Reference  # noqa: F401  (re-exported)
+from bench.perf.config import REFERENCES, PerfTrainConfig, Reference  # noqa: F401  (re-exported)
 
 # ---- the references ---------------------------------------------------------------------------------
 class EncoderReference(nn.Module):

@@ -83,8 +83,8 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """UTF-8 JSON, validated when it is one of a run's files (bench/records.py); else a one-line error."""
-    from bench.records import read_validated
+    """UTF-8 JSON, validated when it is one of a run's files (bench/run/records.py); else a one-line error."""
+    from bench.run.records import read_validated
 
     return read_validated(path)
 
@@ -105,7 +105,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     import torch
 
-    from bench.records import validate_checkpoint
+    from bench.run.records import validate_checkpoint
 
     try:
         with warnings.catch_warnings():  # torch warns about plain pickles before refusing them: one line only
@@ -161,7 +161,7 @@ class RunDir:
         atomic_write_json(self.file(name), value)
 
     def read(self, name: str, default: Any = None) -> Any:
-        """A stored file through the one validated reader (bench/records.py): a file that is not
+        """A stored file through the one validated reader (bench/run/records.py): a file that is not
         UTF-8 JSON of the right shape, types and ranges is a one-line StoreError naming it."""
         path = self.file(name)
         if not path.exists():
@@ -237,7 +237,7 @@ class RunLock:
             os.close(fd)
 
     def acquire(self, wait: bool = False, notify: Callable[[str], None] | None = None) -> RunLock:
-        from bench.records import owner
+        from bench.run.records import owner
 
         try:
             import fcntl
@@ -269,7 +269,7 @@ class RunLock:
         return self
 
     def _acquire_exclusive_file(self, wait: bool, notify: Callable[[str], None] | None) -> RunLock:  # pragma: no cover
-        from bench.records import owner, pid_alive
+        from bench.run.records import owner, pid_alive
 
         told = False
         while True:

@@ -33,8 +33,8 @@ def think_step_cost(
     """Milliseconds per training step of `solver`, of gpt on B x G rows of the rollout's length, and
     of gpt on the B problems; the best round of each counts. profile: also a torch.profiler table of
     the thinker's steps (returned under "profile")."""
-    from bench.evaluate import autocast_for
-    from bench.train import default_batch
+    from bench.run.evaluate import autocast_for
+    from bench.run.train import default_batch
     from solvers.base import ModelConfig, TaskShape, TensorBatch, make_options, make_solver, resolve_solver
     from tasks.base import stream_rng
     from tasks.registry import make_task

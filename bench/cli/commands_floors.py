@@ -32,7 +32,7 @@ def floors_command(
 
     Example: bench floors --task graph --max 16
     """
-    from bench.floors import measure_floors
+    from bench.analysis.floors import measure_floors
 
     if task is None:
         raise UserError(f"missing --task; valid: {', '.join(task_names())}")

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from bench.errors import UserError
-from bench.store import RunDir, atomic_write_bytes
+from bench.run.store import RunDir, atomic_write_bytes
 
 EXPERIMENTS_DIR = "experiments"
 
@@ -88,13 +88,13 @@ FLOOR_PROBLEMS = 1000  # test-split problems per floor in a report (seed 0)
 
 def best_floors(root: Path, board: pd.DataFrame, n: int = FLOOR_PROBLEMS) -> dict[str, tuple[float, str] | None]:
     """Per leaderboard configuration: (accuracy, name) of the best shortcut floor of its task at its
-    parameters (bench/floors.py), or None when the task cannot be built any more."""
-    from bench.floors import measure_floors
+    parameters (bench/analysis/floors.py), or None when the task cannot be built any more."""
+    from bench.analysis.floors import measure_floors
     from tasks import TaskError, make_task
 
     cache: dict[str, tuple[float, str] | None] = {}
     out: dict[str, tuple[float, str] | None] = {}
-    from bench.records import StoreError
+    from bench.run.records import StoreError
 
     for record in board.to_dict("records"):
         try:
@@ -116,7 +116,7 @@ def best_floors(root: Path, board: pd.DataFrame, n: int = FLOOR_PROBLEMS) -> dic
 
 def leaderboard_markdown(board: pd.DataFrame, floors: dict[str, tuple[float, str] | None]) -> str:
     """`bench compare`'s markdown leaderboard with a "best floor" column beside the accuracy."""
-    from bench.commands_compare import _INTERVAL_NOTE, _RIGHT, _SHOWN, display_rows
+    from bench.cli.commands_compare import _INTERVAL_NOTE, _RIGHT, _SHOWN, display_rows
 
     shown = list(_SHOWN)
     shown.insert(shown.index(("accuracy", "accuracy")) + 1, ("best floor", "floor"))
@@ -145,10 +145,10 @@ def write_report(
     cells: int,
 ) -> Path:
     """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path."""
-    from bench.commands_compare import frontier_markdown
-    from bench.compare import compare, frontier_board
-    from bench.frontier import run_table
-    from bench.plots import make_plots
+    from bench.cli.commands_compare import frontier_markdown
+    from bench.analysis.compare import compare, frontier_board
+    from bench.analysis.frontier import run_table
+    from bench.analysis.plots import make_plots
 
     out_dir = report_dir(root, name)
     out_dir.mkdir(parents=True, exist_ok=True)

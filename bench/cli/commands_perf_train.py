@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bench.cli import perf_app
 from bench.errors import UserError, user_errors_exit
-from bench.perf_config import REFERENCES, PerfTrainConfig
+from bench.perf.config import REFERENCES, PerfTrainConfig
 
 _DEFAULTS = PerfTrainConfig()
 
@@ -36,8 +36,8 @@ def perf_train_command(
 
     Example: bench perf train --d-model 128 --layers 2 --batch 256
     """
-    from bench.perf_train import measure_train_throughput, profile_sides
-    from bench.train import resolve_device
+    from bench.perf.train import measure_train_throughput, profile_sides
+    from bench.run.train import resolve_device
     from solvers.base import ModelConfig
 
     if fmt not in ("table", "json"):

@@ -1,4 +1,6 @@
-"""The `bench` command. Each group of commands lives in its own module and registers on `app`."""
+"""The `bench` command. Each group of commands lives in its own module (bench/cli/commands_*.py) and
+registers on `app`; the command modules only parse options and show results, the work is done in
+bench.run, bench.sweep, bench.analysis and bench.perf."""
 
 from __future__ import annotations
 
@@ -20,11 +22,9 @@ def _register_commands() -> None:
     import importlib
     import pkgutil
 
-    import bench
-
-    for module in pkgutil.iter_modules(bench.__path__):
+    for module in pkgutil.iter_modules(__path__):
         if module.name.startswith("commands_"):
-            importlib.import_module(f"bench.{module.name}")
+            importlib.import_module(f"{__name__}.{module.name}")
 
 
 _register_commands()

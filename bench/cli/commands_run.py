@@ -13,10 +13,10 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import UserError, user_errors_exit
-from bench.records import shown_state
-from bench.spec import TrainConfig
-from bench.sweep import parse_budgets
-from bench.store import RunDir, RunLock, RunLocked, check_writable, find_run, load_checkpoint, readable_root, results_root
+from bench.run.records import shown_state
+from bench.run.spec import TrainConfig
+from bench.sweep.plan import parse_budgets
+from bench.run.store import RunDir, RunLock, RunLocked, check_writable, find_run, load_checkpoint, readable_root, results_root
 from solvers.base import ModelConfig, OptimConfig
 from tasks.registry import parse_assignments
 
@@ -37,7 +37,7 @@ def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> 
 def check_stored_files(stored: RunDir, force: bool) -> None:
     """Read what `start_run` and the result display will read of an existing run folder, so that a
     bad spec, status, curve, evaluation or checkpoint is one line before any other output (every read
-    is validated: bench/records.py; start_run checks again, for other callers)."""
+    is validated: bench/run/records.py; start_run checks again, for other callers)."""
     if not stored.exists():
         return
     stored.read("spec.json")
@@ -119,7 +119,7 @@ def run(
 
     Example: bench run --task add --solver gpt --max 100
     """
-    from bench.train import RunInterrupted, build_spec, start_run
+    from bench.run.train import RunInterrupted, build_spec, start_run
 
     root = results_root(results)
     solver_options = collect_solver_options(
@@ -188,7 +188,7 @@ def run(
 def defaults_note(spec: Any, batch_defaulted: bool, typed: dict[str, Any]) -> str:
     """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''. typed: the
     solver options the user gave (the spec has every option written out)."""
-    from bench.train import default_batch
+    from bench.run.train import default_batch
     from solvers.base import TaskShape, make_options, resolve_solver
     from tasks.registry import make_task
 
@@ -241,7 +241,7 @@ def show_run(run_id: str, root: Any) -> None:
 
 
 def print_evaluation(evaluation: dict[str, Any]) -> None:
-    from bench.train import SMALL_TEST_SPLIT
+    from bench.run.train import SMALL_TEST_SPLIT
 
     final = evaluation["final"]
     overall = final["overall"]

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import UserError, user_errors_exit
-from bench.sweep import Grid, split_values
+from bench.sweep.plan import Grid, split_values
 
 console = Console()
 err_console = Console(stderr=True)
@@ -86,9 +86,9 @@ def sweep(
 
     Example: bench sweep --task add --solver gpt,think_fixed_blind_super --max 50,100,200 --thoughts 2,4 --seeds 0-4
     """
-    from bench.executors import EXECUTORS
-    from bench.store import results_root
-    from bench.sweep import load_toml
+    from bench.sweep.executors import EXECUTORS
+    from bench.run.store import results_root
+    from bench.sweep.plan import load_toml
 
     if executor not in EXECUTORS:
         raise UserError(f"--executor {executor!r} is not valid; valid: {', '.join(EXECUTORS)}")
@@ -125,7 +125,7 @@ def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_addres
     """What `bench sweep` and `bench experiment` share: expand the plan (printing refused cells), list
     it and stop on a dry run (returns None), else write its record and, when `train`, run its cells and
     print the summary. Returns (expansion, sweep name, outcome counts; empty when not trained)."""
-    from bench.sweep import expand, sweep_name, write_record
+    from bench.sweep.plan import expand, sweep_name, write_record
 
     expansion = expand(plan, root)
     label = sweep_name(plan, expansion.cells)
@@ -154,10 +154,10 @@ def stopped(counts: dict[str, int]) -> bool:
 def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,
             label: str) -> dict[str, dict[str, Any]]:
     """Run the cells with one overall progress display; returns run id -> result."""
-    from bench.executors import connect_ray, run_in_process, run_pool, run_ray
-    from bench.store import RunDir
-    from bench.sweep import available_cores, default_jobs, finished, threads_per_job
-    from bench.train import deferred_interrupts
+    from bench.sweep.executors import connect_ray, run_in_process, run_pool, run_ray
+    from bench.run.store import RunDir
+    from bench.sweep.plan import available_cores, default_jobs, finished, threads_per_job
+    from bench.run.train import deferred_interrupts
 
     cells = expansion.cells
     outcomes: dict[str, dict[str, Any]] = {}
@@ -268,7 +268,7 @@ def print_cells(expansion: Any) -> None:
 
 def print_summary(expansion: Any, outcomes: dict[str, dict[str, Any]], root: Path, min_rate: float) -> None:
     """Per configuration (seeds pooled): accuracy, success rate; then the frontier and AUC."""
-    from bench.frontier import config_columns, frontier_table, run_table, seed_summary
+    from bench.analysis.frontier import config_columns, frontier_table, run_table, seed_summary
 
     runs = run_table(root, [c.run_id for c in expansion.cells])
     if runs.empty:

@@ -8,7 +8,7 @@ Functions here take a pandas DataFrame with one row per run and (at least) the c
 
 plus whatever columns group the runs (`task`, `solver`, `d_model`, ...). `run_table` builds such a
 table from the results store, with every setting as a column. A table with the runs' specs instead
-(like bench/compare.py's) groups them into curves with `curve_key`:
+(like bench/analysis/compare.py's) groups them into curves with `curve_key`:
 
     runs["curve"] = runs["spec"].map(curve_key)
     frontier_table(runs, by=["task", "solver", "curve"])
@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.records import RunRecord, scan_runs
+from bench.run.records import RunRecord, scan_runs
 
 # Columns of `run_table` that describe a run's outcome, not its configuration.
 RESULT_COLUMNS = (
@@ -83,7 +83,7 @@ def curve_key(spec: dict[str, Any], axis: str | None = None) -> str:
 
 
 def run_record(record: RunRecord) -> dict[str, Any]:
-    """One validated run (bench.records) as a flat row: its configuration and, once finished, its result."""
+    """One validated run (bench.run.records) as a flat row: its configuration and, once finished, its result."""
     from tasks.registry import task_class
 
     spec, status, evaluation = record.spec, record.status, record.evaluation or {}

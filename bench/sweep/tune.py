@@ -22,8 +22,8 @@ from typing import Any
 
 from bench.errors import UserError
 from bench.stats import wilson_interval
-from bench.store import RunDir
-from bench.sweep import Grid, typed_setting
+from bench.run.store import RunDir
+from bench.sweep.plan import Grid, typed_setting
 
 # The default search space: three learning rates x two warm-ups x the two weight inits = 12 configurations.
 DEFAULT_SPACE: dict[str, list[Any]] = {"lr": [3e-4, 1e-3, 3e-3], "warmup": [0, 200], "weight_init": ["gpt2", "pytorch"]}
@@ -110,7 +110,7 @@ def flops_per_step(spec: Any) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from bench.train import build, training_batch
+    from bench.run.train import build, training_batch
     from solvers.base import TensorBatch
 
     task, solver = build(spec)

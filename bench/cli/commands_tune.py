@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import UserError, user_errors_exit
-from bench.sweep import split_values
+from bench.sweep.plan import split_values
 
 console = Console()
 err_console = Console(stderr=True)
@@ -20,9 +20,9 @@ err_console = Console(stderr=True)
 
 def parse_space(items: list[str] | None) -> dict[str, list[str]]:
     """--space name=v1,v2 (repeatable) -> {name: [values]}; none given -> the default space."""
-    from bench.commands_sweep import split_assignment
-    from bench.sweep import normalise_name
-    from bench.tune import DEFAULT_SPACE
+    from bench.cli.commands_sweep import split_assignment
+    from bench.sweep.plan import normalise_name
+    from bench.sweep.tune import DEFAULT_SPACE
 
     if not items:
         return {k: [str(v) for v in values] for k, values in DEFAULT_SPACE.items()}
@@ -86,9 +86,9 @@ def tune(
 
     Example: bench tune --task add --max 200 --solver gpt,pause,continuous --space lr=0.0003,0.001,0.003 --seeds 0-1
     """
-    from bench.commands_sweep import run_plan, split_assignment, stopped
-    from bench.store import atomic_write_json, results_root
-    from bench.tune import add_compute, collect_trials, select, tune_grid
+    from bench.cli.commands_sweep import run_plan, split_assignment, stopped
+    from bench.run.store import atomic_write_json, results_root
+    from bench.sweep.tune import add_compute, collect_trials, select, tune_grid
 
     if output not in ("table", "markdown", "json"):
         raise UserError(f"--format {output!r} is not valid; valid: table, markdown, json")

@@ -85,7 +85,7 @@ def _interval(record: dict[str, Any], what: str, optional_bounds: bool = False, 
 
 
 def check_spec(value: Any) -> dict[str, Any]:
-    from bench.spec import RunSpec
+    from bench.run.spec import RunSpec
 
     spec = _dict(value, "spec")
     for key in ("task", "solver", "device"):
@@ -274,7 +274,7 @@ class RunRecord:
 
 def load_record(folder: Path) -> RunRecord:
     """A run folder, validated; its name must be its spec's hash (StoreError otherwise)."""
-    from bench.spec import RunSpec
+    from bench.run.spec import RunSpec
 
     spec = read_validated(folder / "spec.json")
     run_id = RunSpec.from_json(spec).run_id
@@ -305,7 +305,7 @@ def warn_skipped(folder: Path, reason: str) -> None:
 def scan_runs(root: Path, run_ids: Iterable[str] | None = None, warn: bool = True) -> tuple[list[RunRecord], list[str]]:
     """Every valid run folder under root/runs (or those in run_ids), and the names of the bad ones
     (each warned about once on stderr when `warn`). Hidden folders (a --force retrain) are not runs."""
-    from bench.store import RUNS_DIR
+    from bench.run.store import RUNS_DIR
 
     runs = Path(root) / RUNS_DIR
     wanted = None if run_ids is None else set(run_ids)

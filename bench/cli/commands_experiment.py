@@ -29,10 +29,10 @@ def experiment(
 
     Example: bench experiment experiments/add_solvers.toml
     """
-    from bench.commands_sweep import run_plan, stopped
-    from bench.experiment import report_dir, write_report
-    from bench.store import check_writable, results_root
-    from bench.sweep import load_experiment
+    from bench.cli.commands_sweep import run_plan, stopped
+    from bench.analysis.experiment import report_dir, write_report
+    from bench.run.store import check_writable, results_root
+    from bench.sweep.plan import load_experiment
 
     if jobs is not None and jobs < 1:
         raise UserError(f"--jobs={jobs} must be at least 1")

@@ -40,10 +40,10 @@ def inspect(
     """
     import torch
 
-    from bench.evaluate import predict_answers
-    from bench.spec import RunSpec
-    from bench.store import find_run, load_checkpoint, results_root
-    from bench.train import build, held_out_problems
+    from bench.run.evaluate import predict_answers
+    from bench.run.spec import RunSpec
+    from bench.run.store import find_run, load_checkpoint, results_root
+    from bench.run.train import build, held_out_problems
 
     if n < 1:
         raise UserError(f"-n={n} must be at least 1")

@@ -9,7 +9,7 @@
   budgets instead. Solvers without thoughts are a dashed reference line;
 - training curves (held-out accuracy and loss versus step), one figure per task, a panel per scale.
 
-The runs come from `bench.frontier.run_table`; the groupings are `bench.frontier.config_columns`, so
+The runs come from `bench.analysis.frontier.run_table`; the groupings are `bench.analysis.frontier.config_columns`, so
 the lines here are the rows of the sweep summary.
 """
 
@@ -28,9 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.frontier import config_columns, mean_interval, seed_summary, with_scale_axis  # noqa: E402
-from bench.records import StoreError, warn_skipped  # noqa: E402
-from bench.store import RunDir  # noqa: E402
+from bench.analysis.frontier import config_columns, mean_interval, seed_summary, with_scale_axis  # noqa: E402
+from bench.run.records import StoreError, warn_skipped  # noqa: E402
+from bench.run.store import RunDir  # noqa: E402
 
 KINDS = ("scale", "budget", "curves")
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")

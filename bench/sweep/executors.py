@@ -57,8 +57,8 @@ def execute_cell(
     import torch
 
     from bench.errors import USER_ERRORS
-    from bench.spec import RunSpec
-    from bench.train import RunInterrupted, start_run
+    from bench.run.spec import RunSpec
+    from bench.run.train import RunInterrupted, start_run
 
     began = time.perf_counter()
     spec = RunSpec.from_json(spec_json)
@@ -234,7 +234,7 @@ def run_pool(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, o
 
 
 def _ray_cell(spec_json: dict[str, Any], root: str, threads: int, queue: Any, driver: dict[str, Any]) -> dict[str, Any]:
-    from bench.records import owner, pid_alive
+    from bench.run.records import owner, pid_alive
 
     def report(kind: str, run_id: str, data: dict[str, Any]) -> None:
         try:
@@ -284,7 +284,7 @@ def run_ray(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on
     import ray
     from ray.util.queue import Empty, Queue
 
-    from bench.records import owner
+    from bench.run.records import owner
 
     events = Queue(actor_options={"num_cpus": 0})
     remote = ray.remote(_ray_cell)
@@ -337,6 +337,6 @@ def run_ray(cells: list[dict[str, Any]], root: Path, jobs: int, threads: int, on
 
 
 def _run_id(spec_json: dict[str, Any]) -> str:
-    from bench.spec import RunSpec
+    from bench.run.spec import RunSpec
 
     return RunSpec.from_json(spec_json).run_id

@@ -6,7 +6,7 @@ the seed are never merged. Across the seeds of a configuration:
 
     seeds             finished runs (seeds) counted
     accuracy          mean final held-out accuracy
-    low, high         its 95% interval: Student's t across seeds (bench.frontier.mean_interval, shared
+    low, high         its 95% interval: Student's t across seeds (bench.analysis.frontier.mean_interval, shared
                       with `bench plot` and `bench sweep`); with a single seed, that run's
                       Wilson interval over its held-out problems (column `interval` says which)
     success           share of seeds whose final accuracy reached the spec's target
@@ -15,7 +15,7 @@ the seed are never merged. Across the seeds of a configuration:
                       the seeds that reached it (empty when none did)
     parameters        model parameters
 
-Pure functions on pandas; the `bench compare` command (bench/commands_compare.py) only shows them.
+Pure functions on pandas; the `bench compare` command (bench/cli/commands_compare.py) only shows them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.frontier import mean_interval  # one definition of the seed interval for compare, plot and sweep
+from bench.analysis.frontier import mean_interval  # one definition of the seed interval for compare, plot and sweep
 
 SORT_KEYS: dict[str, tuple[str, bool]] = {
     # name: (column, ascending)
@@ -78,11 +78,11 @@ def scale_of(task: str, params: dict[str, Any]) -> Any:
 def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
     """One row per run folder under root/runs (columns RUN_COLUMNS) and the ids of unreadable ones.
 
-    Reads every folder through the one validated reader (bench.records.scan_runs); never writes. A
+    Reads every folder through the one validated reader (bench.run.records.scan_runs); never writes. A
     folder with a bad file, or whose name is not its spec's hash (a copy), is listed as unreadable
     instead of stopping the whole leaderboard or counting as another seed.
     """
-    from bench.records import scan_runs, shown_state
+    from bench.run.records import scan_runs, shown_state
 
     records, unreadable = scan_runs(Path(root), warn=warn)  # each bad folder: one warning line naming it
     rows: list[dict[str, Any]] = []
@@ -286,10 +286,10 @@ def frontier_board(
     axis: str | None = None,
 ) -> pd.DataFrame:
     """Per task, solver and configuration (all settings but seed and scale): the frontier, the
-    largest scale tested, the success rate at each scale and the AUC (definitions: bench/frontier.py).
+    largest scale tested, the success rate at each scale and the AUC (definitions: bench/analysis/frontier.py).
     `axis` names the task parameter that is the scale (default: each task's --max parameter); runs
     whose task lacks it are left out."""
-    from bench.frontier import curve_key, frontier_table
+    from bench.analysis.frontier import curve_key, frontier_table
 
     runs, _ = load_runs(root)
     runs = only_runs(runs, run_ids)

@@ -1,0 +1,1 @@
+"""Reading stored runs: leaderboards, the frontier, plots, experiment reports; shortcut floors and answer scoring."""

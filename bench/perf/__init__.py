@@ -1,0 +1,1 @@
+"""Speed measurements behind `bench perf ...` (data generation, training steps, thinking steps)."""
