@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv and installs thinkbench into it. Idempotent: a second run is quick.
 #   bash scripts/setup.sh          the package (enough to run experiments)
-#   bash scripts/setup.sh --test   also pytest, Hypothesis and Ray (the sweep executor's tests need it)
+#   bash scripts/setup.sh --test   also pytest, Hypothesis, Ray and TensorBoard (the sweep executor's and the
+#                                  --log tensorboard tests need them)
 # CPU machines get the pinned CPU wheel of torch; a machine where python3 already imports a torch
 # (a GPU machine with its own CUDA build) keeps that torch: the venv sees the system site-packages.
 set -euo pipefail
@@ -10,7 +11,7 @@ PY=${PYTHON:-python3}
 EXTRAS=""
 case "${1:-}" in
   "") ;;
-  --test) EXTRAS="[test,ray]" ;;
+  --test) EXTRAS="[test,ray,tensorboard]" ;;
   *) echo "setup.sh: unknown argument '$1'; valid: --test" >&2; exit 2 ;;
 esac
 if [ ! -x .venv/bin/python ]; then

@@ -53,6 +53,7 @@ import networkx as nx
 import numpy as np
 
 from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
+from tasks.graph_search import bfs_layers, path_from_parents, reachable
 from tasks.registry import register_task
 
 MIN_NODES, MAX_NODES = 5, 128  # two sides of at least 2 nodes, and a spare pair inside one of them
@@ -72,45 +73,6 @@ class GraphParams:
     """Directed edges (u -> v) instead of undirected ones."""
     no_path_share: float = 0.25
     """Share of problems whose target is unreachable from the source."""
-
-
-def bfs_layers(adjacency: list[list[int]], source: int, target: int) -> tuple[list[list[int]], list[int]]:
-    """Layered breadth-first search from `source`, stopping at the frontier that holds `target`.
-
-    Returns the frontiers (the last one empty when `target` is unreachable) and the parent array
-    (-1 where undiscovered). `adjacency[u]` must list u's out-neighbours in ascending order.
-    """
-    parent = [-1] * len(adjacency)
-    parent[source] = source
-    frontier = [source]
-    layers = [frontier]
-    while frontier and target not in frontier:
-        next_frontier = []
-        for u in frontier:
-            for v in adjacency[u]:
-                if parent[v] == -1:
-                    parent[v] = u
-                    next_frontier.append(v)
-        frontier = next_frontier
-        layers.append(frontier)
-    return layers, parent
-
-
-def _reachable(adjacency: list[list[int]], start: int) -> set[int]:
-    seen, stack = {start}, [start]
-    while stack:
-        for y in adjacency[stack.pop()]:
-            if y not in seen:
-                seen.add(y)
-                stack.append(y)
-    return seen
-
-
-def path_from_parents(parent: list[int], target: int) -> list[int]:
-    path = [target]
-    while parent[path[-1]] != path[-1]:
-        path.append(parent[path[-1]])
-    return path[::-1]
 
 
 MAX_JSON_NODES = 1_000_000  # bound on structured problems read by `bench verify`
@@ -299,8 +261,8 @@ class GraphTask(Task):
             return None
         source = sources[int(choice[0] * len(sources))]
         target = targets[int(choice[1] * len(targets))]
-        reached = sorted(_reachable(forward, source) - {source})
-        reaching = sorted(_reachable(backward, target) - {target})
+        reached = sorted(reachable(forward, source) - {source})
+        reaching = sorted(reachable(backward, target) - {target})
         u, v = reached[int(choice[2] * len(reached))], reaching[int(choice[3] * len(reaching))]
         # The no-path problem's extra edge: missing, inside a side, touching neither endpoint.
         pair_u, pair_v = self._pair_u, self._pair_v

@@ -24,10 +24,13 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from bench.run.records import RunRecord
 
 from bench.analysis.frontier import mean_interval  # one definition of the seed interval for compare, plot and sweep
 
@@ -82,9 +85,16 @@ def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
     folder with a bad file, or whose name is not its spec's hash (a copy), is listed as unreadable
     instead of stopping the whole leaderboard or counting as another seed.
     """
-    from bench.run.records import scan_runs, shown_state
+    from bench.run.records import scan_runs
 
     records, unreadable = scan_runs(Path(root), warn=warn)  # each bad folder: one warning line naming it
+    return runs_frame(records), unreadable
+
+
+def runs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """Runs already read (scan_runs) as the leaderboard's table, one row per run (columns RUN_COLUMNS)."""
+    from bench.run.records import shown_state
+
     rows: list[dict[str, Any]] = []
     for record in records:
         spec, status = record.spec, record.status
@@ -113,7 +123,7 @@ def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
     for column in ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame, unreadable
+    return frame
 
 
 def filter_runs(
@@ -266,10 +276,12 @@ def compare(
     scale: int | None = None,
     sort: str = "accuracy",
     run_ids: set[str] | None = None,
+    loaded: tuple[pd.DataFrame, list[str]] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The leaderboard for runs under root (all, or only `run_ids`, e.g. a sweep's cells), filtered
-    and sorted, plus notes: {"runs": runs matched, "unfinished": {state: count}, "unreadable": [run ids]}."""
-    runs, unreadable = load_runs(root)
+    and sorted, plus notes: {"runs": runs matched, "unfinished": {state: count}, "unreadable": [run ids]}.
+    `loaded`: `load_runs`'s result when the caller has read the runs already (one read per report)."""
+    runs, unreadable = loaded if loaded is not None else load_runs(root)
     runs = only_runs(runs, run_ids)
     matched = filter_runs(runs, task, solver, scale)
     board = sort_board(aggregate(matched), sort)
@@ -283,15 +295,16 @@ def only_runs(runs: pd.DataFrame, run_ids: set[str] | None) -> pd.DataFrame:
 
 def frontier_board(
     root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5, run_ids: set[str] | None = None,
-    axis: str | None = None,
+    axis: str | None = None, runs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per task, solver and configuration (all settings but seed and scale): the frontier, the
     largest scale tested, the success rate at each scale and the AUC (definitions: bench/analysis/frontier.py).
     `axis` names the task parameter that is the scale (default: each task's --max parameter); runs
-    whose task lacks it are left out."""
+    whose task lacks it are left out. `runs`: `load_runs`'s table when the caller has read it already."""
     from bench.analysis.frontier import curve_key, frontier_table
 
-    runs, _ = load_runs(root)
+    if runs is None:
+        runs, _ = load_runs(root)
     runs = only_runs(runs, run_ids)
     finished = filter_runs(runs, task, solver, None)
     finished = finished[finished["state"] == "finished"].copy()

@@ -31,17 +31,20 @@ def report_dir(root: Path, name: str) -> Path:
     return Path(root) / EXPERIMENTS_DIR / name
 
 
-def thought_diagnostics(root: Path, board: pd.DataFrame) -> pd.DataFrame:
+def thought_diagnostics(root: Path, board: pd.DataFrame, evaluations: dict[str, Any] | None = None) -> pd.DataFrame:
     """Per leaderboard configuration whose runs logged thought diagnostics (the discrete thinkers):
     the seeds' mean agreement with the reference trace per position (least significant digit first
-    on add, as the notes report it), accuracy with the model's own thoughts and with random ones."""
+    on add, as the notes report it), accuracy with the model's own thoughts and with random ones.
+    `evaluations`: run id -> its evaluation.json when the caller has read the runs already."""
     rows = []
     for record in board.to_dict("records"):
         per_position: list[list[float]] = []
         own: list[float] = []
         random: list[float] = []
         for run_id in str(record["run_ids"]).split(","):
-            diagnostics = (RunDir(root, run_id).read("evaluation.json") or {}).get("diagnostics") or {}
+            known = evaluations is not None and run_id in evaluations
+            evaluation = evaluations[run_id] if known else RunDir(root, run_id).read("evaluation.json")
+            diagnostics = (evaluation or {}).get("diagnostics") or {}
             if "trace_match_per_position" in diagnostics:
                 per_position.append([float(v) for v in diagnostics["trace_match_per_position"]])
             if "accuracy_own_thoughts" in diagnostics:
@@ -146,19 +149,23 @@ def write_report(
 ) -> Path:
     """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path."""
     from bench.cli.commands_compare import frontier_markdown
-    from bench.analysis.compare import compare, frontier_board
+    from bench.analysis.compare import compare, frontier_board, runs_frame
     from bench.analysis.frontier import run_table
     from bench.analysis.plots import make_plots
+    from bench.run.records import scan_runs
 
     out_dir = report_dir(root, name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    board, notes = compare(root, run_ids=run_ids, sort="accuracy")
+    # Every table below is built from this one read of the experiment's run folders.
+    records, unreadable = scan_runs(root, run_ids)
+    loaded = (runs_frame(records), unreadable)
+    board, notes = compare(root, run_ids=run_ids, sort="accuracy", loaded=loaded)
     if board.empty:
         raise UserError(f"experiment {name}: none of its {cells} runs has finished; nothing to report")
     finished = int(board["seeds"].sum())
     for old in out_dir.glob("*.png"):  # figures of an earlier grid must not outlive it
         old.unlink()
-    runs = run_table(root, run_ids)
+    runs = run_table(root, run_ids, records=records)
     figures = make_plots(runs, root, out_dir, plot_kinds, prefix=name)
     lines = [f"# {name}", ""]
     if description:
@@ -175,10 +182,10 @@ def write_report(
         "",
         f"## Frontier (a scale counts when at least {min_rate:.0%} of seeds reach the target)",
         "",
-        frontier_markdown(frontier_board(root, min_rate=min_rate, run_ids=run_ids)),
+        frontier_markdown(frontier_board(root, min_rate=min_rate, run_ids=run_ids, runs=loaded[0])),
         "",
     ]
-    diagnostics = thought_diagnostics(root, board)
+    diagnostics = thought_diagnostics(root, board, {record.run_id: record.evaluation for record in records})
     if not diagnostics.empty:
         lines += [
             "## Thoughts (discrete thinkers, held-out problems, mean over seeds)",

@@ -125,9 +125,13 @@ def run_record(record: RunRecord) -> dict[str, Any]:
     return row
 
 
-def run_table(root: Path, run_ids: Iterable[str] | None = None, finished_only: bool = True) -> pd.DataFrame:
-    """A table of runs under `root` (all, or those in `run_ids`), one row per run."""
-    records, _ = scan_runs(root, run_ids)  # a bad folder: skipped with one warning naming it
+def run_table(
+    root: Path, run_ids: Iterable[str] | None = None, finished_only: bool = True, records: Sequence[RunRecord] | None = None,
+) -> pd.DataFrame:
+    """A table of runs under `root` (all, or those in `run_ids`), one row per run. `records`: the runs
+    when the caller has read them already (scan_runs), so a report reads each folder once."""
+    if records is None:
+        records, _ = scan_runs(root, run_ids)  # a bad folder: skipped with one warning naming it
     rows = [run_record(record) for record in records]
     return pd.DataFrame([row for row in rows if not finished_only or row["state"] == "finished"])
 

@@ -42,7 +42,7 @@ def inspect(
 
     from bench.run.evaluate import predict_answers
     from bench.run.spec import RunSpec
-    from bench.run.store import find_run, load_checkpoint, results_root
+    from bench.run.store import find_run, restore_solver, results_root
     from bench.run.train import build, held_out_problems
 
     if n < 1:
@@ -57,11 +57,7 @@ def inspect(
     spec = RunSpec.from_json(run_dir.read("spec.json"))
     device = spec.device if spec.device == "cpu" or torch.cuda.is_available() else "cpu"
     task, solver = build(dataclasses.replace(spec, device=device))
-    state = load_checkpoint(checkpoint)
-    try:
-        solver.restore(state["solver"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise UserError(f"checkpoint {checkpoint} does not fit this run's solver ({type(exc).__name__})") from None
+    state = restore_solver(solver, checkpoint)
 
     if thoughts is not None and solver.thought_budget() is None:
         raise UserError(f"--thoughts {thoughts}: run {run_dir.run_id} is a {spec.solver} run, which does not think; leave --thoughts out")

@@ -116,6 +116,17 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return validate_checkpoint(path, state)
 
 
+def restore_solver(solver: Any, path: Path) -> dict[str, Any]:
+    """Load a run's checkpoint (weights_only) into `solver` and return it (its step counters are the
+    caller's); a checkpoint that does not fit the solver is a one-line UserError naming the file."""
+    saved = load_checkpoint(path)
+    try:
+        solver.restore(saved["solver"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise UserError(f"checkpoint {path} does not fit this run's solver ({type(exc).__name__})") from None
+    return saved
+
+
 def results_root(path: str | os.PathLike[str] | None) -> Path:
     """Validate the results folder: it must be a directory we can create and write in."""
     root = Path(path if path is not None else os.environ.get("THINKBENCH_RESULTS", "results")).expanduser()

@@ -29,7 +29,9 @@ from bench.errors import UserError
 from bench.run.evaluate import autocast_for, evaluate, quick_accuracy
 from bench.run.spec import RunSpec, TrainConfig, check_memory
 from bench.run.records import owner
-from bench.run.store import RunDir, RunLock, atomic_torch_save, check_writable, load_checkpoint, recover_run, replace_run, retrain_path
+from bench.run.store import (
+    RunDir, RunLock, atomic_torch_save, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path,
+)
 from solvers.base import (
     ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_options, make_solver, resolve_solver, set_learning_rate,
 )
@@ -270,11 +272,7 @@ def run_training(
     state = TrainingState()
     checkpoint_path = run_dir.file("checkpoint.pt")
     if checkpoint_path.exists():
-        saved = load_checkpoint(checkpoint_path)
-        try:
-            solver.restore(saved["solver"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise UserError(f"checkpoint {checkpoint_path} does not fit this run's solver ({type(exc).__name__})") from None
+        saved = restore_solver(solver, checkpoint_path)
         state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
         state.steps_to_target = None if int(saved["steps_to_target"]) < 0 else int(saved["steps_to_target"])
         state.curve = [row for row in run_dir.read("curve.json", []) if row["step"] <= state.step]
