@@ -113,14 +113,17 @@ def run(
     force: bool = typer.Option(False, help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete)."),
     wait: bool = typer.Option(False, "--wait", help="If another process is training this exact spec, wait for it instead of stopping (exit 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    log: Optional[str] = typer.Option(None, "--log", envvar="THINKBENCH_LOG", help="Also log the training curves to: tensorboard (events in RUN/tensorboard/, `tensorboard --logdir results/runs`; needs the tensorboard extra). Sweeps and experiments: set $THINKBENCH_LOG."),
     results: Optional[str] = ResultsOption,
 ) -> None:
     """Train a solver on a task and report held-out accuracy by problem size.
 
     Example: bench run --task add --solver gpt --max 100
     """
+    from bench.run.listeners import loggers
     from bench.run.train import RunInterrupted, build_spec, start_run
 
+    listeners = loggers(log)  # an unknown logger or a missing extra: one line before anything else
     root = results_root(results)
     solver_options = collect_solver_options(
         {"thoughts": thoughts, "estimator": estimator, "baseline": baseline, "group": group, "reward": reward,
@@ -173,7 +176,7 @@ def run(
 
     try:
         run_dir, status, cached = start_run(spec, root, force, on_progress if progress is not None else None,
-                                             wait=wait, notify=lambda line: err_console.print(line))
+                                             wait=wait, notify=lambda line: err_console.print(line), listeners=listeners)
     except RunInterrupted as stop:
         err_console.print(str(stop))
         raise typer.Exit(130) from None

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,9 +28,9 @@ import torch
 from bench.errors import UserError
 from bench.run.evaluate import autocast_for, evaluate, quick_accuracy
 from bench.run.spec import RunSpec, TrainConfig, check_memory
-from bench.run.records import owner
+from bench.run.listeners import ListenerFactory, Listeners, ProgressListener, StoreListener
 from bench.run.store import (
-    RunDir, RunLock, atomic_torch_save, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path,
+    RunDir, RunLock, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path,
 )
 from solvers.base import (
     ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_options, make_solver, resolve_solver, set_learning_rate,
@@ -221,7 +221,7 @@ class TrainingState:
         }
 
 
-ProgressCallback = Callable[[int, dict[str, Any]], None]
+ProgressCallback = Callable[[int, dict[str, Any]], None]  # (step, metrics): a ProgressListener
 
 
 def fixed_training_set(task: Task, cfg: TrainConfig) -> Batch | None:
@@ -260,9 +260,12 @@ def run_training(
     stop_after_steps: int | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
     notify: Callable[[str], None] | None = None,
+    listeners: Sequence[ListenerFactory] = (),
 ) -> dict[str, Any]:
     """Train (or resume) the run in `run_dir` to completion; returns the final status record.
 
+    The loop reports to its listeners (bench/run/listeners.py): the store first, then `on_progress`
+    as a ProgressListener, then one listener per factory in `listeners` (e.g. TensorBoard).
     stop_after_steps: stop like an interrupt after this many steps in this call (tests use it to
     prove that resuming gives the same result as not stopping).
     """
@@ -287,14 +290,11 @@ def run_training(
     fixed = fixed_training_set(task, cfg)
     parameters = solver.num_parameters()
 
-    def save(state_name: str) -> None:
-        atomic_torch_save(checkpoint_path, state.to_checkpoint(solver))
-        run_dir.write("curve.json", state.curve)
-        run_dir.write("status.json", {"state": state_name, "step": state.step, "elapsed": state.elapsed,
-                                      **(owner() if state_name == "running" else {})})
-
-    # pid and host: a "running" run whose owner is gone is shown as stale (bench.run.records.shown_state)
-    run_dir.write("status.json", {"state": "running", "step": state.step, "elapsed": state.elapsed, **owner()})
+    store = StoreListener(run_dir, solver, state)
+    save = store.save
+    events = Listeners([store, *([ProgressListener(on_progress)] if on_progress is not None else []),
+                        *(factory(run_dir) for factory in listeners)])
+    events.on_start(run_dir.run_id, state.step)
     steps_this_call = 0
     reached = state.steps_to_target is not None
     last_metrics: dict[str, Any] = {}
@@ -317,12 +317,11 @@ def run_training(
                 state.curve.append({"step": state.step, **_rounded(last_metrics), "accuracy": accuracy, "elapsed": round(state.elapsed, 3)})
                 if accuracy >= cfg.target:
                     state.steps_to_target, reached = state.step, True
-                save("running")
+                events.on_eval(state.curve[-1])  # the store checkpoints here
                 tick = time.perf_counter()  # evaluation and checkpoint time is not training time
-            if on_progress is not None:
-                on_progress(state.step, {**last_metrics, "accuracy": state.curve[-1]["accuracy"] if state.curve else None})
+            events.on_step(state.step, {**last_metrics, "accuracy": state.curve[-1]["accuracy"] if state.curve else None})
             if interrupt["stop"] or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
-                save("interrupted")
+                events.on_end("interrupted", {"state": "interrupted", "step": state.step, "elapsed": state.elapsed})
                 raise RunInterrupted(run_dir.run_id, state.step)
 
     # Final evaluation: all test problems, at the trained budget and at every extra budget. The
@@ -353,7 +352,7 @@ def run_training(
         "steps_to_target": state.steps_to_target,
         "parameters": parameters,
     }
-    run_dir.write("status.json", status)
+    events.on_end("finished", status)  # the store writes the status record
     return status
 
 
@@ -369,13 +368,15 @@ def start_run(
     stop_after_steps: int | None = None,
     wait: bool = False,
     notify: Callable[[str], None] | None = None,
+    listeners: Sequence[ListenerFactory] = (),
 ) -> tuple[RunDir, dict[str, Any], bool]:
     """Run a spec under `root` unless it already finished. Returns (run dir, status, was_cached).
 
     One process per run: the run's lock is held throughout (another holder is a one-line RunLocked
     error, or with `wait` a wait for it). `force` on a finished run retrains beside it and replaces
     it only once the new result is complete, so a kill during the retrain loses no finished result.
-    `notify` receives one-line messages (waiting for the lock, resuming from step N).
+    `notify` receives one-line messages (waiting for the lock, resuming from step N); `listeners`
+    make extra training listeners (bench/run/listeners.py: `loggers(["tensorboard"])`).
     """
     run_dir = RunDir(root, spec.run_id)
     if not force and run_dir.exists() and run_dir.read("spec.json") == spec.to_json():
@@ -408,7 +409,7 @@ def start_run(
             if source.status().get("state") != "finished":
                 raise UserError(f"--init {spec.init}: that run has not finished")
             init_state = load_checkpoint(source.file("checkpoint.pt"))["solver"]["model"]
-        status = run_training(spec, target, on_progress, stop_after_steps, init_state, notify)
+        status = run_training(spec, target, on_progress, stop_after_steps, init_state, notify, listeners)
         if target is not run_dir:
             replace_run(run_dir.path, target.path)
     return run_dir, status, False

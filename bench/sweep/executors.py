@@ -57,6 +57,7 @@ def execute_cell(
     import torch
 
     from bench.errors import USER_ERRORS
+    from bench.run.listeners import loggers_from_env
     from bench.run.spec import RunSpec
     from bench.run.train import RunInterrupted, start_run
 
@@ -82,7 +83,8 @@ def execute_cell(
     if report is not None:
         report("start", run_id, {"pid": os.getpid()})
     try:
-        _, status, cached = start_run(spec, Path(root), on_progress=on_progress)
+        # $THINKBENCH_LOG (e.g. tensorboard) reaches the cells through the environment the workers inherit
+        _, status, cached = start_run(spec, Path(root), on_progress=on_progress, listeners=loggers_from_env())
         outcome = "skipped" if cached else "trained"
         return {"outcome": outcome, "status": status, "error": None, "wall": time.perf_counter() - began}
     except RunInterrupted as stop:
