@@ -119,12 +119,12 @@ def best_floors(root: Path, board: pd.DataFrame, n: int = FLOOR_PROBLEMS) -> dic
 
 def leaderboard_markdown(board: pd.DataFrame, floors: dict[str, tuple[float, str] | None]) -> str:
     """`bench compare`'s markdown leaderboard with a "best floor" column beside the accuracy."""
-    from bench.cli.commands_compare import _INTERVAL_NOTE, _RIGHT, _SHOWN, display_rows
+    from bench.analysis.tables import INTERVAL_NOTE, RIGHT, SHOWN, display_rows
 
-    shown = list(_SHOWN)
+    shown = list(SHOWN)
     shown.insert(shown.index(("accuracy", "accuracy")) + 1, ("best floor", "floor"))
     lines = ["| " + " | ".join(header for header, _ in shown) + " |"]
-    lines.append("|" + "|".join("---:" if column in _RIGHT | {"floor"} else "---" for _, column in shown) + "|")
+    lines.append("|" + "|".join("---:" if column in RIGHT | {"floor"} else "---" for _, column in shown) + "|")
     for config, row in zip(board["config"], display_rows(board)):
         floor = floors.get(str(config))
         row["floor"] = "-" if floor is None else f"{floor[0]:.3f} ({floor[1]})"
@@ -134,7 +134,7 @@ def leaderboard_markdown(board: pd.DataFrame, floors: dict[str, tuple[float, str
         f"({FLOOR_PROBLEMS} test-split problems, seed 0; graph and sat score the answer's kind, path or not, "
         "SAT or UNSAT): accuracy near it is no evidence of serial reasoning"
     )
-    return "\n".join(lines) + f"\n\n{_INTERVAL_NOTE}\n\n{note}"
+    return "\n".join(lines) + f"\n\n{INTERVAL_NOTE}\n\n{note}"
 
 
 def _show(value: Any) -> str:
@@ -148,7 +148,7 @@ def write_report(
     cells: int,
 ) -> Path:
     """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path."""
-    from bench.cli.commands_compare import frontier_markdown
+    from bench.analysis.tables import frontier_markdown
     from bench.analysis.compare import compare, frontier_board, runs_frame
     from bench.analysis.frontier import run_table
     from bench.analysis.plots import make_plots

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Optional
 
 import pandas as pd
@@ -17,21 +16,10 @@ from bench.cli import app
 from bench.analysis.compare import FORMATS, SORT_KEYS, board_records, compare, frontier_board
 from bench.errors import UserError, user_errors_exit
 from bench.analysis.frontier import check_axis
-from bench.run.store import readable_root
-
-# (header, column) for markdown; the rich table folds settings under the solver and leaves out config.
-_SHOWN: list[tuple[str, str]] = [
-    ("task", "task"), ("scale", "scale"), ("solver", "solver"), ("settings", "settings"), ("seeds", "seeds"),
-    ("accuracy", "accuracy"), ("95% CI", "ci"), ("success", "success"), ("time s", "time_s"),
-    ("steps", "steps_to_target"), ("params", "parameters"), ("config", "config"),
-]
-_TABLE_SHOWN = [(h, c) for h, c in _SHOWN if c != "config"]
-_INTERVAL_NOTE = (
-    "success: seeds reaching the target; time s, steps: medians (steps: to the target, over seeds that reached it); "
-    "95% CI: Student's t across seeds, * one seed: Wilson interval over its held-out problems"
+from bench.analysis.tables import (
+    FRONTIER_COLUMNS, INTERVAL_NOTE, RIGHT, TABLE_SHOWN, display_rows, frontier_cells, frontier_markdown, markdown_table,
 )
-_RIGHT = {"scale", "seeds", "accuracy", "ci", "success", "time_s", "steps_to_target", "parameters"}
-
+from bench.run.store import readable_root
 
 def canonical_solver(name: str) -> str:
     """The stored (canonical) form of a typed solver name; an unknown name stays as typed and simply
@@ -42,44 +30,6 @@ def canonical_solver(name: str) -> str:
         return resolve_solver(name)[1]
     except ValueError:
         return name
-
-
-def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
-    """Leaderboard rows as text cells for table and markdown output."""
-
-    def number(value: Any, pattern: str) -> str:
-        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else pattern.format(value)
-
-    rows = []
-    for record in board_records(board):
-        successes = round(record["success"] * record["seeds"])
-        rows.append({
-            "task": record["task"],
-            "scale": number(record["scale"], "{}"),
-            "solver": record["solver"],
-            "settings": record["settings"] or "",
-            "seeds": str(record["seeds"]),
-            "accuracy": number(record["accuracy"], "{:.3f}"),
-            "ci": "-" if record["low"] is None or record["high"] is None
-            else f"{record['low']:.3f}-{record['high']:.3f}" + ("*" if record["interval"] == "wilson" else ""),
-            "success": f"{successes}/{record['seeds']}",
-            "time_s": number(record["time_s"], "{:.1f}"),
-            "steps_to_target": number(record["steps_to_target"], "{:g}"),
-            "parameters": number(record["parameters"], "{:,.0f}"),
-            "config": record["config"],
-        })
-    return rows
-
-
-def markdown_table(rows: list[dict[str, str]]) -> str:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header for header, _ in _SHOWN) + " |"]
-    lines.append("|" + "|".join("---:" if column in _RIGHT else "---" for _, column in _SHOWN) + "|")
-    for row in rows:
-        lines.append("| " + " | ".join(cell(row[column]) for _, column in _SHOWN) + " |")
-    return "\n".join(lines) + f"\n\n{_INTERVAL_NOTE}" if rows else "\n".join(lines)
 
 
 def notes_text(notes: dict[str, Any]) -> list[str]:
@@ -146,16 +96,16 @@ def compare_command(
     elif not board.empty:
         table = Table(
             title=f"leaderboard: {len(board)} configurations, ranked by {sort} within task and scale",
-            caption=_INTERVAL_NOTE,
+            caption=INTERVAL_NOTE,
             box=box.SIMPLE_HEAD,
             padding=(0, 1),
         )
-        for header, column in _TABLE_SHOWN:
+        for header, column in TABLE_SHOWN:
             # Only the settings column wraps: in a narrow terminal it gives way, the numbers never fold.
-            table.add_column(header, justify="right" if column in _RIGHT else "left", no_wrap=column != "settings",
+            table.add_column(header, justify="right" if column in RIGHT else "left", no_wrap=column != "settings",
                              overflow="fold", style="dim" if column == "settings" else None)
         for row in display_rows(board):
-            table.add_row(*(escape(row[column]) for _, column in _TABLE_SHOWN))
+            table.add_row(*(escape(row[column]) for _, column in TABLE_SHOWN))
         console = Console(highlight=False)
         if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
             console = Console(highlight=False, width=max(console.width, 140))
@@ -168,15 +118,6 @@ def sweep_run_ids(root: Any, name: str) -> set[str]:
     from bench.sweep.plan import read_record
 
     return {cell["run_id"] for cell in read_record(root, name)["cells"]}
-
-
-_FRONTIER_COLUMNS = ["task", "solver", "settings", "frontier", "largest_tested", "rates", "auc"]
-
-
-def frontier_cells(row: dict[str, Any]) -> list[str]:
-    reached = row["frontier"]
-    shown = "none" if reached is None or reached != reached else f"{reached:g}"
-    return [row["task"], row["solver"], row["settings"] or "", shown, f"{row['largest_tested']:g}", row["rates"], f"{row['auc']:.3f}"]
 
 
 def frontier_rich_table(table: pd.DataFrame, min_rate: float, axis: str | None = None) -> Table:
@@ -196,7 +137,7 @@ def frontier_rich_table(table: pd.DataFrame, min_rate: float, axis: str | None =
 
 def print_frontier_data(table: pd.DataFrame, fmt: str) -> None:
     """The frontier table as json, csv or markdown."""
-    table = table[_FRONTIER_COLUMNS]
+    table = table[FRONTIER_COLUMNS]
     if fmt == "json":
         records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in table.to_dict("records")]
         print(json.dumps(records))
@@ -204,10 +145,3 @@ def print_frontier_data(table: pd.DataFrame, fmt: str) -> None:
         print(table.to_csv(index=False), end="")
     else:
         print(frontier_markdown(table))
-
-
-def frontier_markdown(table: pd.DataFrame) -> str:
-    """The frontier table as a markdown table."""
-    lines = ["| task | solver | settings | frontier | largest tested | success by scale | AUC |", "|---|---|---|---:|---:|---|---:|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in frontier_cells(row)) + " |" for row in table.to_dict("records")]
-    return "\n".join(lines)
