@@ -146,3 +146,18 @@ def test_tensorboard_resume_after_a_crash_keeps_one_value_per_step(tmp_path: Pat
     # steps 21..23 ran twice (before the crash and after the resume from the step-20 checkpoint): kept once
     assert [step for step, _ in scalars["train/loss"]] == list(range(1, 51))
     assert [step for step, _ in scalars["monitor/accuracy"]] == [20, 40, 50]
+
+
+def test_sweep_cells_log_through_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
+    from bench.sweep.executors import execute_cell
+
+    spec = short_spec()
+    monkeypatch.setenv("THINKBENCH_LOG", "tensorbored")
+    failed = execute_cell(spec.to_json(), str(tmp_path), threads=None)
+    assert failed["outcome"] == "failed" and "$THINKBENCH_LOG 'tensorbored' is not one of: tensorboard" in failed["error"]
+    monkeypatch.setenv("THINKBENCH_LOG", "tensorboard")
+    result = execute_cell(spec.to_json(), str(tmp_path), threads=None)
+    assert result["outcome"] == "trained", result
+    scalars = _scalars(tmp_path / "runs" / spec.run_id / TENSORBOARD_DIR)
+    assert [step for step, _ in scalars["monitor/accuracy"]] == [20, 40, 50]
