@@ -185,7 +185,7 @@ def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_add
         f"{len(todo)} to run on {executor} with {jobs} job(s) x {threads} thread(s)"
     )
     names = {c.run_id: c.label([k for k in expansion.varying if k != "device"]) for c in cells}
-    steps = {c.run_id: c.spec.train["steps"] for c in cells}
+    steps = {c.run_id: c.spec.train.steps for c in cells}
     progress = None if quiet else Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), console=err_console, transient=False,
@@ -269,6 +269,7 @@ def print_cells(expansion: Any) -> None:
 def print_summary(expansion: Any, outcomes: dict[str, dict[str, Any]], root: Path, min_rate: float) -> None:
     """Per configuration (seeds pooled): accuracy, success rate; then the frontier and AUC."""
     from bench.frontier import config_columns, frontier_table, run_table, seed_summary
+    from bench.sweep import typed_setting
 
     runs = run_table(root, [c.run_id for c in expansion.cells])
     if runs.empty:
@@ -278,7 +279,7 @@ def print_summary(expansion: Any, outcomes: dict[str, dict[str, Any]], root: Pat
     summary = seed_summary(runs, by, min_rate)
     total_seeds = {}
     for cell in expansion.cells:
-        key = tuple(show(_value(cell, k)) for k in by) + (show(_scale(cell)),)
+        key = tuple(show(typed_setting(cell.spec, k)) for k in by) + (show(typed_setting(cell.spec, "max")),)
         total_seeds[key] = total_seeds.get(key, 0) + 1
     table = Table(title="sweep summary (over seeds)")
     widths = {"scale": 5, "seeds": 5, "acc": 5, "95% CI": 9, "success": 7}
@@ -316,19 +317,3 @@ def show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _value(cell: Any, key: str) -> Any:
-    spec = cell.spec
-    if key in ("task", "solver"):
-        return getattr(spec, key)
-    for part in (spec.model, spec.optim, spec.train, spec.task_params, spec.solver_options):
-        if key in part:
-            return part[key]
-    return None
-
-
-def _scale(cell: Any) -> Any:
-    from tasks.registry import task_class
-
-    return cell.spec.task_params.get(task_class(cell.spec.task).scale_param)
