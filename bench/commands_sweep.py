@@ -12,15 +12,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli import app
+from bench.config import command_options, run_options
 from bench.errors import UserError, user_errors_exit
 from bench.sweep import Grid, split_values
 
 console = Console()
 err_console = Console(stderr=True)
 
-# CLI flags that are run options, each a comma-separated list (a list of more than one is an axis).
-LIST_FLAGS = ("task", "solver", "max", "thoughts", "seeds", "steps", "batch", "lr", "d_model", "layers", "heads",
-              "target", "eval_every", "eval_size", "device")
+# Run options as flags, each a comma-separated list (a list of more than one is an axis): every field of
+# bench/config.py's dataclasses (flag, help) but seed (--seeds) and eval_thoughts (one list of budgets).
+LIST_FLAGS = [name for name in run_options() if name not in ("seed", "eval_thoughts")]
 
 
 def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
@@ -34,7 +35,7 @@ def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
 def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets: list[str] | None,
                   eval_thoughts: Optional[str], name: Optional[str]) -> Grid:
     out = Grid(name=name)
-    for key in LIST_FLAGS:
+    for key in values:
         text = values.get(key)
         if text is not None:
             out.set(key, split_values(str(text), f"--{key.replace('_', '-')}"))
@@ -53,26 +54,14 @@ def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets
 
 @app.command()
 @user_errors_exit
+@command_options(LIST_FLAGS, as_text=True)
 def sweep(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="A sweep file (TOML, see experiments/); command-line settings override it."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name(s), comma-separated."),
-    solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Solver name(s), comma-separated (default gpt)."),
-    max_values: Optional[str] = typer.Option(None, "--max", "-m", help="Scales, e.g. 50,100,200."),
     thoughts: Optional[str] = typer.Option(None, "--thoughts", "-k", help="Thought budgets, e.g. 2,4 (only solvers with a thought budget)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0-4 or 0,1,2."),
     grid: Optional[list[str]] = typer.Option(None, "--grid", help="Any setting as an axis, name=v1,v2 (repeatable): run options, task parameters, solver options."),
     set_values: Optional[list[str]] = typer.Option(None, "--set", help="Any setting fixed, name=value (repeatable)."),
-    steps: Optional[str] = typer.Option(None, help="Training steps at most (a list is an axis)."),
-    batch: Optional[str] = typer.Option(None, help="Problems per step."),
-    lr: Optional[str] = typer.Option(None, help="AdamW learning rate."),
-    d_model: Optional[str] = typer.Option(None, "--d-model", help="Transformer width."),
-    layers: Optional[str] = typer.Option(None, help="Transformer blocks."),
-    heads: Optional[str] = typer.Option(None, help="Attention heads."),
-    target: Optional[str] = typer.Option(None, help="Accuracy target (early stop; a seed 'succeeds' when it reaches it)."),
-    eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Steps between evaluations and checkpoints."),
-    eval_size: Optional[str] = typer.Option(None, "--eval-size", help="Held-out problems in the final evaluation."),
     eval_thoughts: Optional[str] = typer.Option(None, "--eval-thoughts", help="Also evaluate thinkers at these budgets, e.g. 0,2,4,8."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells at once (default: one per core; on Ray, the cluster's CPUs)."),
     executor: str = typer.Option("local", "--executor", help="local (this machine) or ray (a Ray cluster; pip install 'thinkbench\\[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)."),
@@ -81,8 +70,10 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    **settings: Optional[str],
 ) -> None:
     """Run every cell of a grid as an ordinary run; finished cells are skipped, so a stopped sweep resumes.
+    Each run option takes a comma-separated list of values; a list of more than one is an axis.
 
     Example: bench sweep --task add --solver gpt,think_fixed_blind_super --max 50,100,200 --thoughts 2,4 --seeds 0-4
     """
@@ -97,12 +88,7 @@ def sweep(
     if not 0.0 < min_rate <= 1.0:
         raise UserError(f"--min-rate={min_rate} must be in (0, 1]")
     root = results_root(results)
-    cli = grid_from_cli(
-        {"task": task, "solver": solver, "max": max_values, "thoughts": thoughts, "seeds": seeds, "steps": steps,
-         "batch": batch, "lr": lr, "d_model": d_model, "layers": layers, "heads": heads, "target": target,
-         "eval_every": eval_every, "eval_size": eval_size, "device": device},
-        grid, set_values, eval_thoughts, name,
-    )
+    cli = grid_from_cli({**settings, "thoughts": thoughts, "seeds": seeds}, grid, set_values, eval_thoughts, name)
     plan = cli
     if file is not None:
         from_file = load_toml(file)
