@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -111,7 +110,7 @@ def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_addres
     """What `bench sweep` and `bench experiment` share: expand the plan (printing refused cells), list
     it and stop on a dry run (returns None), else write its record and, when `train`, run its cells and
     print the summary. Returns (expansion, sweep name, outcome counts; empty when not trained)."""
-    from bench.sweep import expand, sweep_name, write_record
+    from bench.sweep import count_outcomes, expand, sweep_name, write_record
 
     expansion = expand(plan, root)
     label = sweep_name(plan, expansion.cells)
@@ -125,10 +124,13 @@ def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_addres
         before_training(label)
     counts: dict[str, int] = {}
     if train:
-        outcomes = execute(expansion, root, jobs, executor, ray_address, quiet, label)
+        from bench.sweep import execute
+
+        display = None if quiet else (lambda finished: SweepProgress(expansion, finished))
+        outcomes = execute(expansion, root, jobs, executor, ray_address, label, err_console.print, display)
         print_summary(expansion, outcomes, root, min_rate)
         err_console.print(f"[dim]sweep record: {record}[/]")
-        counts = _count(outcomes)
+        counts = count_outcomes(outcomes)
     return expansion, label, counts
 
 
@@ -137,108 +139,42 @@ def stopped(counts: dict[str, int]) -> bool:
     return bool(counts.get("interrupted") or counts.get("not started"))
 
 
-def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,
-            label: str) -> dict[str, dict[str, Any]]:
-    """Run the cells with one overall progress display; returns run id -> result."""
-    from bench.executors import connect_ray, run_in_process, run_pool, run_ray
-    from bench.store import RunDir
-    from bench.sweep import available_cores, default_jobs, finished, threads_per_job
-    from bench.train import deferred_interrupts
+class SweepProgress:
+    """The rich progress display of a sweep: one overall bar, one bar per running cell. A listener for
+    bench.sweep.execute (called with each start/step/done event) and a context that shows it."""
 
-    cells = expansion.cells
-    outcomes: dict[str, dict[str, Any]] = {}
-    todo = []
-    started_before: set[str] = set()  # cells an earlier, stopped sweep left half-trained
-    for cell in cells:
-        if finished(root, cell):
-            outcomes[cell.run_id] = {"outcome": "skipped", "status": {}, "error": None, "wall": 0.0}
-        else:
-            todo.append(cell)
-            if RunDir(root, cell.run_id).file("checkpoint.pt").exists():
-                started_before.add(cell.run_id)
-    if executor == "ray" and todo:  # nothing to run: no cluster to join
-        cores = connect_ray(ray_address)
-        jobs = jobs or cores
-    else:
-        cores = available_cores()
-        jobs = jobs or default_jobs(cells)
-    jobs = max(1, min(jobs, len(todo) or 1))
-    threads = threads_per_job(jobs, cores)
-    if executor == "local" and jobs > cores:
-        err_console.print(f"[yellow]note[/]: --jobs {jobs} is more than the {cores} cores here; runs will slow each other down")
-    err_console.print(
-        f"sweep [bold]{label}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished; "
-        f"{len(todo)} to run on {executor} with {jobs} job(s) x {threads} thread(s)"
-    )
-    names = {c.run_id: c.label([k for k in expansion.varying if k != "device"]) for c in cells}
-    steps = {c.run_id: c.spec.train.steps for c in cells}
-    progress = None if quiet else Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=err_console, transient=False,
-    )
-    overall = progress.add_task("[bold]cells", total=len(cells), completed=len(cells) - len(todo), info="") if progress else None
-    rows: dict[str, Any] = {}
-    began = time.perf_counter()
+    def __init__(self, expansion: Any, already_finished: int) -> None:
+        cells = expansion.cells
+        self.names = {c.run_id: c.label([k for k in expansion.varying if k != "device"]) for c in cells}
+        self.steps = {c.run_id: c.spec.train.steps for c in cells}
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), console=err_console, transient=False,
+        )
+        self.overall = self.progress.add_task("[bold]cells", total=len(cells), completed=already_finished, info="")
+        self.done, self.failed = already_finished, 0
+        self.rows: dict[str, Any] = {}
 
-    def on_event(kind: str, run_id: str, data: dict[str, Any]) -> None:
-        if kind == "done":
-            if data["outcome"] == "trained" and run_id in started_before:
-                data = {**data, "outcome": "resumed"}
-            outcomes[run_id] = data
-            if data.get("traceback"):
-                err_console.print(f"[red]cell {run_id} failed[/]:\n{data['traceback']}")
-            elif data.get("error"):
-                err_console.print(f"[red]cell {run_id} failed[/]: {data['error']}")
-        if progress is None:
-            return
-        if kind == "start" and run_id not in rows:
-            rows[run_id] = progress.add_task(f"  {run_id} {names.get(run_id, '')}", total=steps.get(run_id), info="")
-        elif kind == "step" and run_id in rows:
-            accuracy = data.get("accuracy")
-            progress.update(rows[run_id], completed=data["step"], info="" if accuracy is None else f"acc {accuracy:.3f}")
-        elif kind == "done":
-            if run_id in rows:
-                progress.remove_task(rows.pop(run_id))
-            done = sum(1 for r in outcomes.values() if r["outcome"] not in ("interrupted", "not started"))
-            failed = sum(1 for r in outcomes.values() if r["outcome"] == "failed")
-            progress.update(overall, completed=done, info=f"{failed} failed" if failed else "")
-
-    specs = [c.spec.to_json() for c in todo]
-    with deferred_interrupts() as interrupt:
-        stop = lambda: interrupt["stop"]  # noqa: E731
-        context = progress if progress is not None else _Null()
-        with context:
-            if not specs:
-                pass
-            elif executor == "ray":
-                run_ray(specs, root, jobs, threads, on_event, stop)
-            elif jobs == 1:
-                run_in_process(specs, root, threads, on_event, stop)
-            else:
-                run_pool(specs, root, jobs, threads, on_event, stop)
-    for cell in todo:  # anything an executor did not answer for did not run
-        outcomes.setdefault(cell.run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
-    counts = _count(outcomes)
-    err_console.print(
-        f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: "
-        + ", ".join(f"{n} {k}" for k, n in counts.items())
-    )
-    return outcomes
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
 
     def __exit__(self, *exc: Any) -> None:
-        return None
+        self.progress.stop()
 
-
-def _count(outcomes: dict[str, dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for result in outcomes.values():
-        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
-    return counts
+    def __call__(self, kind: str, run_id: str, data: dict[str, Any]) -> None:
+        progress = self.progress
+        if kind == "start" and run_id not in self.rows:
+            self.rows[run_id] = progress.add_task(f"  {run_id} {self.names.get(run_id, '')}", total=self.steps.get(run_id), info="")
+        elif kind == "step" and run_id in self.rows:
+            accuracy = data.get("accuracy")
+            progress.update(self.rows[run_id], completed=data["step"], info="" if accuracy is None else f"acc {accuracy:.3f}")
+        elif kind == "done":
+            if run_id in self.rows:
+                progress.remove_task(self.rows.pop(run_id))
+            self.done += data["outcome"] not in ("interrupted", "not started")
+            self.failed += data["outcome"] == "failed"
+            progress.update(self.overall, completed=self.done, info=f"{self.failed} failed" if self.failed else "")
 
 
 def print_cells(expansion: Any) -> None:

@@ -15,6 +15,7 @@ Ray cluster) is bench/executors.py; the CLI is bench/commands_sweep.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -25,7 +26,7 @@ import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from bench.config import RunChoice, configs_from, parse_budgets, parse_run_option, run_option_types
 from bench.errors import UserError
@@ -238,6 +239,84 @@ def read_record(root: Path, name: str) -> dict[str, Any]:
 def finished(root: Path, cell: Cell) -> bool:
     run_dir = RunDir(root, cell.run_id)
     return run_dir.exists() and run_dir.status().get("state") == "finished"
+
+
+# ---- execution ----------------------------------------------------------------------------------
+
+Listener = Callable[[str, str, dict[str, Any]], None]
+"""Called with ("start" | "step" | "done", run id, data) as cells run (the CLI's progress display)."""
+
+
+def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, ray_address: str | None, label: str,
+            say: Callable[[str], None], display: Callable[[int], Listener] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the cells not yet finished; returns run id -> result ({"outcome", "status", "error", "wall"}).
+
+    say: one-line notes (rich markup) and failures. display: given the number of cells already
+    finished, a listener for every event that is also a context manager (shown while cells run)."""
+    from bench.executors import connect_ray, run_in_process, run_pool, run_ray
+    from bench.train import deferred_interrupts
+
+    cells = expansion.cells
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo = []
+    started_before: set[str] = set()  # cells an earlier, stopped sweep left half-trained
+    for cell in cells:
+        if finished(root, cell):
+            outcomes[cell.run_id] = {"outcome": "skipped", "status": {}, "error": None, "wall": 0.0}
+        else:
+            todo.append(cell)
+            if RunDir(root, cell.run_id).file("checkpoint.pt").exists():
+                started_before.add(cell.run_id)
+    if executor == "ray" and todo:  # nothing to run: no cluster to join
+        cores = connect_ray(ray_address)
+        jobs = jobs or cores
+    else:
+        cores = available_cores()
+        jobs = jobs or default_jobs(cells)
+    jobs = max(1, min(jobs, len(todo) or 1))
+    threads = threads_per_job(jobs, cores)
+    if executor == "local" and jobs > cores:
+        say(f"[yellow]note[/]: --jobs {jobs} is more than the {cores} cores here; runs will slow each other down")
+    say(f"sweep [bold]{label}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished; "
+        f"{len(todo)} to run on {executor} with {jobs} job(s) x {threads} thread(s)")
+    listener = display(len(cells) - len(todo)) if display is not None else None
+    began = time.perf_counter()
+
+    def on_event(kind: str, run_id: str, data: dict[str, Any]) -> None:
+        if kind == "done":
+            if data["outcome"] == "trained" and run_id in started_before:
+                data = {**data, "outcome": "resumed"}
+            outcomes[run_id] = data
+            if data.get("traceback"):
+                say(f"[red]cell {run_id} failed[/]:\n{data['traceback']}")
+            elif data.get("error"):
+                say(f"[red]cell {run_id} failed[/]: {data['error']}")
+        if listener is not None:
+            listener(kind, run_id, data)
+
+    specs = [c.spec.to_json() for c in todo]
+    with deferred_interrupts() as interrupt, (listener if listener is not None else contextlib.nullcontext()):  # type: ignore[attr-defined]
+        stop = lambda: interrupt["stop"]  # noqa: E731
+        if not specs:
+            pass
+        elif executor == "ray":
+            run_ray(specs, root, jobs, threads, on_event, stop)
+        elif jobs == 1:
+            run_in_process(specs, root, threads, on_event, stop)
+        else:
+            run_pool(specs, root, jobs, threads, on_event, stop)
+    for cell in todo:  # anything an executor did not answer for did not run
+        outcomes.setdefault(cell.run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
+    counts = count_outcomes(outcomes)
+    say(f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return outcomes
+
+
+def count_outcomes(outcomes: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in outcomes.values():
+        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+    return counts
 
 
 # ---- parallelism ----------------------------------------------------------------------------------
