@@ -286,7 +286,7 @@ def solvers() -> None:
             if kind is bool and field.name in _flag_names(family):
                 continue
             shown = field.default if field.default is not dataclasses.MISSING else "required"
-            shown = getattr(family.cls.Options, "AUTO", {}).get(field.name, shown)  # defaults chosen per task
+            shown = family.cls.Options.AUTO.get(field.name, shown)  # defaults chosen per task
             options.append(f"--{field.name.replace('_', '-')} ({shown})")
         table.add_row("\n".join(family.examples), family.summary, "\n".join(options) or "-")
     console.print(table)

@@ -7,14 +7,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.config import run_option_types
 from bench.errors import UserError
 
 # Settings given as a list of values per cell: an axis over them needs a list of lists (TOML).
-LIST_VALUED = {"eval_thoughts"}
+LIST_VALUED = {name for name, kind in run_option_types().items() if typing.get_origin(kind) is tuple}  # eval_thoughts
 ALIASES = {"seeds": "seed", "solvers": "solver", "tasks": "task", "k": "thoughts"}
 SPAN = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from bench.config import RunChoice, configs_from, parse_budgets, parse_run_option, run_option_types
 from bench.errors import UserError
-from bench.grid import LIST_VALUED, Grid, load_experiment, load_toml, normalise_name, split_values
+from bench.grid import Grid, load_experiment, load_toml, normalise_name, split_values
 from bench.spec import RunSpec
 from bench.store import RunDir, atomic_write_json, find_run
 

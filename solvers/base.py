@@ -9,6 +9,9 @@ policies) fit the same harness:
     solver.predict(questions, thoughts=K)      greedy answers (B, answer_len) [+ thoughts]
     solver.checkpoint() / solver.restore(...)  model and optimizer state, tensors only
 
+Optional hooks, declared on `Solver` and `SolverOptions` below with their defaults: `supports`,
+`check_run`, `default_batch`, `diagnostics`, `Options.validate`, `Options.resolved`.
+
 Names compose like the research notes (`think_fixed_blind_super_clean`); families register a parser
 with `@register_solver`, and `make_solver` turns a name and option values into a solver.
 """
@@ -80,6 +83,9 @@ class SolverOptions:
     """Base of every solver's Options: a frozen dataclass of typed fields, each with a default and a
     docstring (what `bench solvers` lists). Values arrive typed: the harness parses command-line text."""
 
+    AUTO: ClassVar[dict[str, str]] = {}
+    """Option name -> how its default is chosen per task, shown by `bench solvers` instead of the default."""
+
     def validate(self) -> None:
         """Raise a one-line SolverError for a bad value or combination (called by make_options)."""
 
@@ -107,7 +113,7 @@ class Solver(nn.Module):
     def supports(cls, shape: TaskShape, options: Any) -> str | None:
         """Why this solver cannot do a task of this shape with these options, or None. Checked in one
         place, `configure` (so by make_solver and by bench's build_spec); a sweep skips refused cells."""
-        if (cls.uses_traces or getattr(options, "super", False)) and shape.trace_len == 0:
+        if cls.uses_traces and shape.trace_len == 0:
             return "it needs the task's reference traces, and this task has none"
         return None
 

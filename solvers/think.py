@@ -92,6 +92,12 @@ class ThinkSolver(Solver):
         self.build_optimizer()
 
     @classmethod
+    def supports(cls, shape: TaskShape, options: ThinkOptions) -> str | None:
+        if options.super and shape.trace_len == 0:  # super teaches the answerer from the reference traces
+            return "super needs the task's reference traces, and this task has none"
+        return super().supports(shape, options)
+
+    @classmethod
     def default_batch(cls, shape: TaskShape, options: ThinkOptions) -> tuple[int, str]:
         """The batch a run uses when `--batch` is not given, and why (K, G and batch: step_defaults)."""
         chosen = step_defaults(shape, options)

@@ -41,7 +41,6 @@ class FirstParams:
     """Numbers lie in [0, max)."""
 
 
-@register_task("toy_first")
 class FirstTask(Task):
     """Question (a, b), answer a. Numbers are single tokens (value v is token v + 1); no trace."""
 
@@ -86,7 +85,6 @@ class LookupOptions(SolverOptions):
             raise SolverError(f"--scale={self.scale} must be positive")
 
 
-@register_solver("toy_lookup", summary="per-position lookup tables, summed (a test's toy solver)")
 class LookupSolver(Solver):
     """Answer logits = the sum over question positions of a learned table row per token."""
 
@@ -110,6 +108,20 @@ class LookupSolver(Solver):
     def predict(self, questions: torch.Tensor, thoughts: int | None = None) -> Prediction:
         self.eval()
         return Prediction(self.logits(questions).argmax(-1))
+
+
+@pytest.fixture(autouse=True)
+def registered() -> Any:
+    """What a task's or solver's own file does with a decorator at import, done here for this file's
+    tests only, and undone after, so other tests' lists of tasks and solvers stay the built-in ones."""
+    import solvers.base
+    import tasks.registry
+
+    register_task("toy_first")(FirstTask)
+    register_solver("toy_lookup", summary="per-position lookup tables, summed (a test's toy solver)")(LookupSolver)
+    yield
+    del tasks.registry._TASKS["toy_first"]
+    solvers.base._FAMILIES[:] = [f for f in solvers.base._FAMILIES if f.cls is not LookupSolver]
 
 
 TOY = ["--task", "toy_first", "--max", "30", "--solver", "toy_lookup", "--lr", "0.1", "--batch", "64", "--steps", "500",
@@ -172,7 +184,7 @@ def test_every_hook_is_declared_on_solver_with_a_default() -> None:
 def test_a_solver_needing_traces_is_refused_on_a_task_without_them(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", *TOY[:4], "--solver", "think_super", "--steps", "1", "--device", "cpu",
                                  "--results", str(tmp_path)])
-    assert_one_line_error(result, "cannot do task toy_first", "reference traces")
+    assert_one_line_error(result, "solver think_super cannot do task toy_first", "reference traces")
 
 
 def test_solvers_and_tasks_never_import_bench() -> None:
