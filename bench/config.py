@@ -218,8 +218,8 @@ def command_options(names: Iterable[str], overrides: dict[str, dict[str, Any]] |
         added = []
         for name in names:
             option = table[name]
-            shown = {"default": option.default, "help": option.help, "kind": option.kind, **(overrides or {}).get(name, {})}
-            kind, default = shown["kind"], shown["default"]
+            shown = {"default": option.default, "help": option.help, **(overrides or {}).get(name, {})}
+            kind, default = option.kind, shown["default"]
             if as_text or typing.get_origin(kind) is tuple:
                 kind, default = Optional[str], None if as_text or default == () else default
             elif _optional(kind):

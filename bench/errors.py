@@ -21,12 +21,6 @@ class UserError(ValueError):
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, TaskError, SolverError)
 
 
-def register_user_error(kind: type[BaseException]) -> None:
-    global USER_ERRORS
-    if kind not in USER_ERRORS:
-        USER_ERRORS = (*USER_ERRORS, kind)
-
-
 def fail(message: str, code: int = 2) -> None:
     """Print one line to stderr and exit."""
     print(f"error: {message}", file=sys.stderr)
