@@ -125,16 +125,17 @@ def registered() -> Any:
 
 
 TOY = ["--task", "toy_first", "--max", "30", "--solver", "toy_lookup", "--lr", "0.1", "--batch", "64", "--steps", "500",
-       "--eval-every", "50", "--eval-size", "60", "--device", "cpu", "-q"]
+       "--eval-every", "500", "--eval-size", "100", "--device", "cpu", "-q"]
 
 
 def test_a_toy_solver_on_a_toy_task_trains_through_the_api(tmp_path: Path) -> None:
     spec = build_spec("toy_first", 30, {}, "toy_lookup", {"scale": 2.0}, ModelConfig(), OptimConfig(lr=0.1),
-                      TrainConfig(steps=500, batch=64, eval_every=50, eval_size=60, monitor_size=60), "cpu")
+                      TrainConfig(steps=500, batch=64, eval_every=500, eval_size=100, monitor_size=60), "cpu")
     assert spec.solver_options == {"scale": 2.0}
     _, status, cached = start_run(spec, tmp_path)
     assert not cached and status["state"] == "finished"
-    assert status["accuracy"] >= 0.95, status  # unseen (a, b) pairs of the test split: it learned "first"
+    # ~95 distinct (a, b) pairs of the test split, never trained on: it learned "first" (1.0 seen)
+    assert status["accuracy"] >= 0.98 and status["n"] >= 90, status
 
 
 def test_a_toy_solver_on_a_toy_task_trains_through_the_cli(tmp_path: Path) -> None:
@@ -145,7 +146,7 @@ def test_a_toy_solver_on_a_toy_task_trains_through_the_cli(tmp_path: Path) -> No
     spec = RunSpec.from_json(__import__("json").loads((run_dirs[0] / "spec.json").read_text()))
     assert spec.solver == "toy_lookup" and spec.solver_options == {"scale": 2.0}  # "2" parsed at the edge
     status = __import__("json").loads((run_dirs[0] / "status.json").read_text())
-    assert status["accuracy"] >= 0.95, status
+    assert status["accuracy"] >= 0.98, status
     swept = runner.invoke(app, ["sweep", "--task", "toy_first", "--solver", "toy_lookup,gpt", "--max", "30", "--grid", "scale=1,2",
                                 "--steps", "5", "--eval-size", "20", "--device", "cpu", "--dry-run", "--results", str(tmp_path)])
     assert swept.exit_code == 0, swept.output
