@@ -6,6 +6,7 @@ import functools
 import sys
 from typing import Any, Callable, TypeVar
 
+from solvers.errors import SolverError
 from tasks.base import TaskError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -15,15 +16,9 @@ class UserError(ValueError):
     """Bad input from the user. The message is a single line shown as-is."""
 
 
-# Errors whose message is written for the user. Solvers raise their own subclass of ValueError,
-# registered here by the solvers package (see solvers/base.py) to keep bench free of torch at import.
-USER_ERRORS: tuple[type[BaseException], ...] = (UserError, TaskError)
-
-
-def register_user_error(kind: type[BaseException]) -> None:
-    global USER_ERRORS
-    if kind not in USER_ERRORS:
-        USER_ERRORS = (*USER_ERRORS, kind)
+# Errors whose message is written for the user: the harness's, the tasks' and the solvers' (their
+# own torch-free module, solvers/errors.py, so this import loads no torch).
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError, TaskError, SolverError)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -9,6 +9,9 @@ policies) fit the same harness:
     solver.predict(questions, thoughts=K)      greedy answers (B, answer_len) [+ thoughts]
     solver.checkpoint() / solver.restore(...)  model and optimizer state, tensors only
 
+Optional hooks, declared on `Solver` and `SolverOptions` below with their defaults: `supports`,
+`check_run`, `default_batch`, `diagnostics`, `Options.validate`, `Options.resolved`.
+
 Names compose like the research notes (`think_fixed_blind_super_clean`); families register a parser
 with `@register_solver`, and `make_solver` turns a name and option values into a solver.
 """
@@ -23,15 +26,10 @@ from typing import Any, Callable, ClassVar, TypeVar
 import torch
 import torch.nn as nn
 
-from bench.errors import register_user_error
-from tasks.registry import coerce_value
+from solvers.config import ModelConfig, OptimConfig
+from solvers.errors import SolverError, Unsupported
 
-
-class SolverError(ValueError):
-    """Bad solver input (unknown name, invalid flag combination, bad option). One line for users."""
-
-
-register_user_error(SolverError)
+__all__ = ["ModelConfig", "OptimConfig", "SolverError", "Unsupported"]  # re-exported: the solver's inputs
 
 
 @dataclass(frozen=True)
@@ -48,63 +46,6 @@ class TaskShape:
     @classmethod
     def of(cls, task: Any) -> TaskShape:
         return cls(task.vocab_size, task.question_len, task.answer_len, task.trace_vocab_size, task.trace_len)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    d_model: int = 128
-    """Residual-stream width of each transformer."""
-    layers: int = 2
-    """Transformer blocks."""
-    heads: int = 4
-    """Attention heads; must divide d_model."""
-    weight_init: str = "pytorch"
-    """Weight initialisation: pytorch (PyTorch's defaults, N(0, 1) embeddings) or gpt2 (N(0, 0.02)).
-    Chosen by measurement: results/experiments/baseline-recipe."""
-    prompt: str = "plain"
-    """Question layout: plain (a b), query (a b =) or separated (a = b =); see tasks/prompt.py.
-    Chosen by measurement: results/experiments/baseline-recipe (at the pytorch init, plain beat both)."""
-
-    LIMITS = {"d_model": 16_384, "layers": 256, "heads": 256}  # beyond these: allocation failures
-
-    def validate(self) -> None:
-        from solvers.core import WEIGHT_INITS
-        from tasks.prompt import PROMPT_STYLES
-
-        for name in ("d_model", "layers", "heads"):
-            value = getattr(self, name)
-            if not 1 <= value <= self.LIMITS[name]:
-                raise SolverError(f"--{name.replace('_', '-')}={value} is out of range; valid: 1 to {self.LIMITS[name]:,}")
-        if self.d_model % self.heads:
-            raise SolverError(f"--heads={self.heads} does not divide --d-model={self.d_model}")
-        if self.weight_init not in WEIGHT_INITS:
-            raise SolverError(f"--weight-init {self.weight_init!r} is not valid; valid: {', '.join(WEIGHT_INITS)}")
-        if self.prompt not in PROMPT_STYLES:
-            raise SolverError(f"--prompt {self.prompt!r} is not valid; valid: {', '.join(PROMPT_STYLES)}")
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 1e-3
-    """AdamW learning rate."""
-    weight_decay: float = 0.0
-    """AdamW weight decay (the notes: weight decay is harmful here, so 0 by default)."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm to this (0 = off)."""
-    warmup: int = 0
-    """Linear learning-rate warm-up over this many steps (0 = none)."""
-
-    def validate(self) -> None:
-        if not self.lr > 0:
-            raise SolverError(f"--lr={self.lr} must be positive")
-        if self.weight_decay < 0:
-            raise SolverError(f"--weight-decay={self.weight_decay} must be >= 0")
-        if self.warmup < 0:
-            raise SolverError(f"--warmup={self.warmup} must be >= 0")
-
-    def lr_factor(self, step: int) -> float:
-        """The learning-rate multiplier at (0-based) training step `step`."""
-        return 1.0 if self.warmup <= 0 else min(1.0, (step + 1) / self.warmup)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> None:
@@ -138,7 +79,24 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class NoOptions:
+class SolverOptions:
+    """Base of every solver's Options: a frozen dataclass of typed fields, each with a default and a
+    docstring (what `bench solvers` lists). Values arrive typed: the harness parses command-line text."""
+
+    AUTO: ClassVar[dict[str, str]] = {}
+    """Option name -> how its default is chosen per task, shown by `bench solvers` instead of the default."""
+
+    def validate(self) -> None:
+        """Raise a one-line SolverError for a bad value or combination (called by make_options)."""
+
+    def resolved(self, shape: TaskShape) -> SolverOptions:
+        """These options with per-task defaults written out (e.g. a thinker's group size G), so the
+        run id names what ran. Default: unchanged."""
+        return self
+
+
+@dataclass(frozen=True)
+class NoOptions(SolverOptions):
     """This solver has no options of its own."""
 
 
@@ -146,9 +104,35 @@ class Solver(nn.Module):
     """Base class. Subclasses set `Options` and implement `loss` and `predict` (or `train_step`)."""
 
     name: str = ""
-    Options: ClassVar[type] = NoOptions
+    Options: ClassVar[type[SolverOptions]] = NoOptions
     uses_traces: ClassVar[bool] = False
     """True when training needs the task's reference traces."""
+
+    # ---- hooks the harness calls (override what applies; every one has a default) -------------------
+    @classmethod
+    def supports(cls, shape: TaskShape, options: Any) -> str | None:
+        """Why this solver cannot do a task of this shape with these options, or None. Checked in one
+        place, `configure` (so by make_solver and by bench's build_spec); a sweep skips refused cells."""
+        if cls.uses_traces and shape.trace_len == 0:
+            return "it needs the task's reference traces, and this task has none"
+        return None
+
+    @classmethod
+    def check_run(cls, shape: TaskShape, model: ModelConfig, options: Any, train: Any) -> str | None:
+        """Why the run cannot start given the model and training settings (`train`: bench's
+        TrainConfig, e.g. its eval_thoughts), or None. Called by bench's build_spec."""
+        return None
+
+    @classmethod
+    def default_batch(cls, shape: TaskShape, options: Any) -> tuple[int, str] | None:
+        """(problems per step, why) when this solver picks its own batch for a task, else None (the
+        harness's default). Used when `bench run` is given no --batch."""
+        return None
+
+    def diagnostics(self, task: Any, held_out: Any, device: Any) -> dict[str, Any]:
+        """Extra JSON-able measurements stored with the final evaluation (thinkers: thought entropy,
+        agreement with the trace, usefulness). Default: none."""
+        return {}
 
     def __init__(self, shape: TaskShape, model: ModelConfig, optim: OptimConfig, options: Any) -> None:
         super().__init__()
@@ -229,6 +213,8 @@ def register_solver(
     def wrap(cls: S) -> S:
         if parse is None and name is None:
             raise RuntimeError("register_solver needs a name or a parse function")
+        if not (isinstance(cls.Options, type) and issubclass(cls.Options, SolverOptions) and dataclasses.is_dataclass(cls.Options)):
+            raise RuntimeError(f"{cls.__name__}.Options must be a dataclass subclassing solvers.base.SolverOptions")
         parser = parse or (lambda typed: (typed, {}) if typed == name else None)
         _FAMILIES.append(
             SolverFamily(cls, parser, examples or ((name,) if name else ()), summary or (cls.__doc__ or "").strip().splitlines()[0])
@@ -257,28 +243,36 @@ def option_fields(cls: type[Solver]) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls.Options)}
 
 
-def make_options(cls: type[Solver], solver_name: str, flags: dict[str, bool], values: dict[str, Any]) -> Any:
-    """The solver's typed Options from flags (parsed from the name) and user option values."""
+def make_options(cls: type[Solver], solver_name: str, flags: dict[str, bool], values: dict[str, Any]) -> SolverOptions:
+    """The solver's typed, validated Options from flags (parsed from the name) and option values.
+    Values must already be typed: text from a command line is parsed by the harness (bench.config)."""
     fields = option_fields(cls)
-    for key in values:
+    hints = typing.get_type_hints(cls.Options)
+    for key, value in values.items():
+        flag = f"--{key.replace('_', '-')}"
         if key not in fields or key in flags:
             valid = ", ".join(f"--{k.replace('_', '-')}" for k in fields if k not in flags) or "none"
-            raise SolverError(f"option --{key.replace('_', '-')} does not apply to solver {solver_name}; its options: {valid}")
-    hints = typing.get_type_hints(cls.Options)
-    typed: dict[str, Any] = {}
-    for key, value in values.items():
+            raise SolverError(f"option {flag} does not apply to solver {solver_name}; its options: {valid}")
         kind = hints[key]
-        if isinstance(value, str) and kind is not str:
-            value = coerce_value(value, kind, f"--{key.replace('_', '-')}")
+        if isinstance(value, str) and str not in (kind, *typing.get_args(kind)) and typing.get_origin(kind) is not typing.Literal:
+            raise SolverError(f"{flag}={value!r} is text; solvers take typed values (parse it with bench.config.parse_options)")
         if typing.get_origin(kind) is typing.Literal and value not in typing.get_args(kind):
-            choices = ", ".join(map(str, typing.get_args(kind)))
-            raise SolverError(f"--{key.replace('_', '-')}={value!r} is not one of {choices}")
-        typed[key] = value
-    options = cls.Options(**{**flags, **typed})
-    validate = getattr(options, "validate", None)
-    if validate is not None:
-        validate()
+            raise SolverError(f"{flag}={value!r} is not one of {', '.join(map(str, typing.get_args(kind)))}")
+    options = cls.Options(**{**flags, **values})
+    options.validate()
     return options
+
+
+def configure(name: str, shape: TaskShape, values: dict[str, Any] | None = None) -> tuple[type[Solver], str, SolverOptions]:
+    """(class, canonical name, options resolved for this task) for a solver name and option values.
+    The one place `supports` is checked: a refusal is an `Unsupported` error."""
+    cls, canonical, flags = resolve_solver(name)
+    options = make_options(cls, canonical, flags, values or {})
+    options = options.resolved(shape)
+    reason = cls.supports(shape, options)
+    if reason:
+        raise Unsupported(canonical, reason)
+    return cls, canonical, options
 
 
 def make_solver(
@@ -289,21 +283,17 @@ def make_solver(
     options: dict[str, Any] | None = None,
 ) -> Solver:
     """Build a solver by name: `make_solver("gpt", TaskShape.of(task))`."""
-    cls, canonical, flags = resolve_solver(name)
     model = model or ModelConfig()
     optim = optim or OptimConfig()
     model.validate()
     optim.validate()
-    typed = make_options(cls, canonical, flags, options or {})
-    if cls.uses_traces or getattr(typed, "super", False):
-        if shape.trace_len == 0:
-            raise SolverError(f"solver {canonical} needs reference traces, and this task has none")
+    cls, canonical, typed = configure(name, shape, options)
     solver = cls(shape, model, optim, typed)
     solver.name = canonical
     return solver
 
 
-_INFRASTRUCTURE = {"base", "core"}
+_INFRASTRUCTURE = {"base", "config", "core", "errors"}
 
 
 def _load_builtin_solvers() -> None:

@@ -39,23 +39,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from solvers.base import ModelConfig, Prediction, Solver, SolverError, TaskShape, TensorBatch, register_solver
+from solvers.base import ModelConfig, Prediction, SolverError, TaskShape, TensorBatch, register_solver
 from solvers.core import CoreConfig, KVCache, Transformer
 from solvers.gpt import answer_loss
-from solvers.thought_layout import (
-    blind_mask,
-    check_budget_options,
-    check_eval_budgets,
-    resolve_budget,
-    sample_budget,
-)
+from solvers.thought_layout import ThoughtBudgetOptions, ThoughtBudgetSolver, blind_mask, resolve_budget, sample_budget
 
 
 @dataclass(frozen=True)
-class ContinuousOptions:
-    thoughts: int = 4
-    """K: continuous thoughts. 4 is more than add's and multiadd's traces (2-3 digits), costs about
-    1.1-1.4x a gpt step of the same length on CPU (bench perf continuous), and is in Coconut's range (3-6)."""
+class ContinuousOptions(ThoughtBudgetOptions):
     think_layer: int = -1
     """Layer whose output is fed back: 0 = input embeddings, i = after block i; -1 = the last block
     (before the final LayerNorm), -2 the one before, ..."""
@@ -77,13 +68,9 @@ class ContinuousOptions:
     """Start a fresh optimizer at each curriculum stage (Coconut does)."""
     stop_head: bool = False
     """Variable-length thinking: a learned stop head ends thinking early, capped at the budget."""
-    vary_thoughts: bool = False
-    """Train each step at a budget drawn uniformly from 0..K."""
-    max_thoughts: int = 16
-    """Longest budget the model can be run at (sets the position table; --eval-thoughts above it is refused)."""
 
     def validate(self) -> None:
-        check_budget_options(self)
+        super().validate()
         if self.curriculum < 0:
             raise SolverError(f"--curriculum={self.curriculum} must be >= 0 (0 = off)")
         if self.stage_steps < 1:
@@ -123,7 +110,7 @@ def _parse_name(typed: str) -> tuple[str, dict[str, bool]] | None:
     examples=("continuous", "continuous_blind"),
     summary="continuous thoughts: a layer's hidden state fed back as the next input, K times, trained through time",
 )
-class ContinuousSolver(Solver):
+class ContinuousSolver(ThoughtBudgetSolver):
     """Continuous thoughts fed back as input embeddings."""
 
     Options = ContinuousOptions
@@ -136,14 +123,11 @@ class ContinuousSolver(Solver):
 
     @classmethod
     def check_run(cls, shape: TaskShape, model: ModelConfig, options: ContinuousOptions, train: Any) -> str | None:
-        """Checks that need the run's other settings (called by bench.train.build_spec)."""
-        return think_layer_problem(model.layers, options.think_layer) or check_eval_budgets(
-            options, tuple(getattr(train, "eval_thoughts", ()))
-        )
+        return think_layer_problem(model.layers, options.think_layer) or super().check_run(shape, model, options, train)
 
     def __init__(self, shape, model, optim, options: ContinuousOptions) -> None:  # type: ignore[no-untyped-def]
         super().__init__(shape, model, optim, options)
-        problem = think_layer_problem(model.layers, options.think_layer) or self.supports(shape, options)
+        problem = think_layer_problem(model.layers, options.think_layer)  # make_solver has checked supports
         if problem:
             raise SolverError(problem)
         self.layer = options.think_layer if options.think_layer >= 0 else model.layers + 1 + options.think_layer

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from solvers.config import WEIGHT_INITS
+
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -37,13 +39,7 @@ class CoreConfig:
     mlp_ratio: int = 4
     """MLP hidden width as a multiple of d_model."""
     init: str = "gpt2"
-    """Weight initialisation (see `WEIGHT_INITS`)."""
-
-
-# How the weights start. Chosen by measurement, not convention (results/experiments/baseline-recipe):
-#   gpt2     N(0, 0.02) for every matrix and embedding, residual projections scaled by 1/sqrt(2 layers)
-#   pytorch  PyTorch's module defaults: N(0, 1) embeddings, Kaiming-uniform linear layers
-WEIGHT_INITS: tuple[str, ...] = ("gpt2", "pytorch")
+    """Weight initialisation (see `solvers.config.WEIGHT_INITS`)."""
 
 
 class CausalSelfAttention(nn.Module):

@@ -17,35 +17,22 @@ from dataclasses import dataclass
 
 import torch
 
-from solvers.base import Prediction, Solver, TaskShape, TensorBatch, register_solver
+from solvers.base import Prediction, TensorBatch, register_solver
 from solvers.core import CoreConfig, Transformer
 from solvers.gpt import answer_loss, greedy_decode
-from solvers.thought_layout import check_budget_options, check_eval_budgets, resolve_budget, sample_budget
+from solvers.thought_layout import ThoughtBudgetOptions, ThoughtBudgetSolver, resolve_budget, sample_budget
 
 
 @dataclass(frozen=True)
-class PauseOptions:
-    thoughts: int = 4
-    """K: pause tokens between question and answer (the same default budget as `continuous`)."""
-    max_thoughts: int = 16
-    """Longest budget the model can be run at (sets the position table; --eval-thoughts above it is refused)."""
-    vary_thoughts: bool = False
-    """Train each step at a budget drawn uniformly from 0..K, so every budget up to K is trained."""
-
-    def validate(self) -> None:
-        check_budget_options(self)
+class PauseOptions(ThoughtBudgetOptions):
+    """K pause tokens: only the budget options (thoughts, max_thoughts, vary_thoughts)."""
 
 
 @register_solver("pause", summary="K learned pause tokens between question and answer: more compute, no communication")
-class PauseSolver(Solver):
+class PauseSolver(ThoughtBudgetSolver):
     """K learned pause tokens between question and answer."""
 
     Options = PauseOptions
-
-    @classmethod
-    def check_run(cls, shape: TaskShape, model, options: PauseOptions, train) -> str | None:  # type: ignore[no-untyped-def]
-        """Checks that need the run's other settings (called by bench.train.build_spec)."""
-        return check_eval_budgets(options, tuple(getattr(train, "eval_thoughts", ())))
 
     def __init__(self, shape, model, optim, options: PauseOptions) -> None:  # type: ignore[no-untyped-def]
         super().__init__(shape, model, optim, options)

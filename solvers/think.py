@@ -92,6 +92,12 @@ class ThinkSolver(Solver):
         self.build_optimizer()
 
     @classmethod
+    def supports(cls, shape: TaskShape, options: ThinkOptions) -> str | None:
+        if options.super and shape.trace_len == 0:  # super teaches the answerer from the reference traces
+            return "super needs the task's reference traces, and this task has none"
+        return super().supports(shape, options)
+
+    @classmethod
     def default_batch(cls, shape: TaskShape, options: ThinkOptions) -> tuple[int, str]:
         """The batch a run uses when `--batch` is not given, and why (K, G and batch: step_defaults)."""
         chosen = step_defaults(shape, options)
@@ -225,20 +231,21 @@ class ThinkSolver(Solver):
             metrics["answer_loss"] = float(answer_loss.detach())
         if o.search:
             return self._search_loss(batch, total, metrics, ref_ids, ref_valid)
-        G_ = G if (o.estimator == "reinforce" or o.super) else 1  # gumbel without super: one sample suffices
-        Qg, Ag = Q.repeat_interleave(G_, dim=0), A.repeat_interleave(G_, dim=0)
+        # Rollouts per question: G, except straight-through Gumbel without super, where one sample suffices.
+        samples = G if (o.estimator == "reinforce" or o.super) else 1
+        rollout_questions, rollout_answers = Q.repeat_interleave(samples, dim=0), A.repeat_interleave(samples, dim=0)
         mode = "gumbel" if o.estimator == "gumbel" else "sample"
-        roll = self.rollout(Q, K, G_, mode, o.epsilon, want_hidden=o.baseline == "value")
-        rewards, sequence_reward, extra_loss = self._rewards(roll, Qg, Ag, ref_ids, ref_valid, G_)
+        roll = self.rollout(Q, K, samples, mode, o.epsilon, want_hidden=o.baseline == "value")
+        rewards, sequence_reward, extra_loss = self._rewards(roll, rollout_questions, rollout_answers, ref_ids, ref_valid, samples)
         total = total + extra_loss
         if o.estimator == "gumbel":
             if o.super:  # the thinker maximises the (frozen) answerer's log-prob through its thoughts
-                logits = self.answer_logits(Qg, roll.ids, roll.valid, Ag, soft=roll.soft, frozen=True)
-                total = total + _ce_rows(logits, Ag).mean()
+                logits = self.answer_logits(rollout_questions, roll.ids, roll.valid, rollout_answers, soft=roll.soft, frozen=True)
+                total = total + _ce_rows(logits, rollout_answers).mean()
         else:
             given = None
             if o.baseline == "reference":
-                given, ref_loss = self._reference_baseline(Q, A, G_)
+                given, ref_loss = self._reference_baseline(Q, A, samples)
                 total = total + ref_loss
             elif o.baseline == "value":
                 assert roll.hidden is not None
@@ -246,12 +253,12 @@ class ThinkSolver(Solver):
                 weights = roll.acted.float()
                 total = total + 0.5 * (((values - rewards) ** 2) * weights).sum() / weights.sum().clamp_min(1)
                 given = values.detach()
-            base = rl.baseline(rewards, o.baseline, G_, given, equal_to_batch=o.equal_groups == "batch")
-            adv = rl.advantages(rewards, base, G_, o.normalize, per_group=o.baseline in ("group", "loo"))
+            base = rl.baseline(rewards, o.baseline, samples, given, equal_to_batch=o.equal_groups == "batch")
+            adv = rl.advantages(rewards, base, samples, o.normalize, per_group=o.baseline in ("group", "loo"))
             total = total + rl.reinforce_loss(roll.logp, adv, roll.acted)
         entropy = (roll.entropy * roll.acted).sum() / roll.acted.sum().clamp_min(1)
         total = total - o.entropy_weight * entropy
-        metrics.update(self._rollout_metrics(roll, rewards, sequence_reward, G_, ref_ids))
+        metrics.update(self._rollout_metrics(roll, rewards, sequence_reward, samples, ref_ids))
         metrics["entropy"] = float(entropy.detach())
         return total, metrics
 

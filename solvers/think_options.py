@@ -14,7 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from solvers.base import SolverError, TaskShape
+from solvers.base import SolverOptions, TaskShape
+from solvers.errors import SolverError
 
 SHORT_ROLLOUT = 5
 """K + answer tokens up to which a rollout is short (add) and keeps G = 32, batch 256."""
@@ -53,7 +54,7 @@ def parse_think_name(name: str) -> tuple[str, dict[str, bool]] | None:
 
 
 @dataclass(frozen=True)
-class ThinkOptions:
+class ThinkOptions(SolverOptions):
     AUTO: ClassVar[dict[str, str]] = {
         "thoughts": "auto: the trace length under super, else 4",
         "group": f"auto: 32 on short rollouts (add), {LONG_GROUP} with batch {LONG_BATCH} on longer ones",

@@ -14,11 +14,38 @@ is the remedy one can test.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from solvers.base import SolverError
+from solvers.base import ModelConfig, Solver, SolverOptions, TaskShape
+from solvers.errors import SolverError
+
+
+@dataclass(frozen=True)
+class ThoughtBudgetOptions(SolverOptions):
+    """The thought-budget options `pause` and `continuous` share."""
+
+    thoughts: int = 4
+    """K: thoughts between question and answer (pause tokens, or fed-back states). 4 is more than add's
+    and multiadd's traces (2-3 digits) and in Coconut's range (3-6); a continuous step then costs about
+    1.1-1.4x a gpt step of the same length on CPU (bench perf continuous)."""
+    max_thoughts: int = 16
+    """Longest budget the model can be run at (sets the position table; --eval-thoughts above it is refused)."""
+    vary_thoughts: bool = False
+    """Train each step at a budget drawn uniformly from 0..K, so every budget up to K is trained."""
+
+    def validate(self) -> None:
+        check_budget_options(self)
+
+
+class ThoughtBudgetSolver(Solver):
+    """Base of `pause` and `continuous`: refuses evaluation budgets the position table cannot hold."""
+
+    @classmethod
+    def check_run(cls, shape: TaskShape, model: ModelConfig, options: Any, train: Any) -> str | None:
+        return check_eval_budgets(options, tuple(train.eval_thoughts))
 
 
 def check_budget_options(options: Any) -> None:

@@ -80,8 +80,8 @@ def test_parts_are_a_union_of_grids_over_the_shared_settings(tmp_path: Path) -> 
     solvers = sorted((c.spec.solver, c.spec.task_params["max"]) for c in cells)
     assert solvers.count(("gpt", 60)) == 2 and solvers.count(("think_fixed_blind_super_clean", 20)) == 2
     thinker = next(c for c in cells if c.spec.solver != "gpt")
-    assert thinker.spec.train["steps"] == 20 and thinker.spec.solver_options["group"] == 4  # the part's value wins
-    assert [c.spec.train["seed"] for c in cells] == [0, 0, 0, 1, 1, 1]  # seeds vary slowest across parts
+    assert thinker.spec.train.steps == 20 and thinker.spec.solver_options["group"] == 4  # the part's value wins
+    assert [c.spec.train.seed for c in cells] == [0, 0, 0, 1, 1, 1]  # seeds vary slowest across parts
 
 
 def test_command_line_settings_override_every_part(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_command_line_settings_override_every_part(tmp_path: Path) -> None:
     cli.set("seed", [3])
     cells = expand(grid.merged(cli)).cells
     assert {c.spec.task_params["max"] for c in cells} == {7}
-    assert {c.spec.train["seed"] for c in cells} == {3}
+    assert {c.spec.train.seed for c in cells} == {3}
 
 
 def test_a_file_without_parts_is_one_grid(tmp_path: Path) -> None:

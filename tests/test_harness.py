@@ -3,6 +3,7 @@ atomic files, bad checkpoints, the fixed-dataset mode."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -255,7 +256,7 @@ def test_a_foreign_checkpoint_is_refused_safely(tmp_path: Path, kind: str) -> No
         fragments = ("corrupt",)
     else:  # a real checkpoint of a wider model
         other = short_spec()
-        other = spec_for(d_model=64, **{k: v for k, v in other.train.items() if k != "eval_thoughts"})
+        other = spec_for(d_model=64, **{k: v for k, v in dataclasses.asdict(other.train).items() if k != "eval_thoughts"})
         with pytest.raises(RunInterrupted):
             start_run(other, tmp_path / "other", stop_after_steps=5)
         (run / "checkpoint.pt").write_bytes((tmp_path / "other" / RUNS_DIR / other.run_id / "checkpoint.pt").read_bytes())
@@ -272,7 +273,7 @@ def test_a_foreign_checkpoint_is_refused_safely(tmp_path: Path, kind: str) -> No
 
 def test_train_size_trains_on_a_fixed_set_disjoint_from_evaluation(tmp_path: Path) -> None:
     spec = short_spec(train_size=48, steps=30)
-    cfg = spec.train_config
+    cfg = spec.train
     task = make_task("add", 50)
     fixed = fixed_training_set(task, cfg)
     assert fixed is not None and len(fixed) == 48
@@ -283,7 +284,7 @@ def test_train_size_trains_on_a_fixed_set_disjoint_from_evaluation(tmp_path: Pat
         assert len(batch) == cfg.batch and {tuple(q) for q in batch.questions} <= allowed
     held_out = {tuple(q) for q in held_out_problems(task, cfg).questions}
     assert not held_out & allowed
-    assert fixed_training_set(task, short_spec().train_config) is None  # the default: a fresh stream
+    assert fixed_training_set(task, short_spec().train) is None  # the default: a fresh stream
 
     assert spec.run_id != short_spec(steps=30).run_id
     run_dir, status, _ = start_run(spec, tmp_path)

@@ -66,9 +66,9 @@ def test_thoughts_multiply_only_thinkers_and_ids_match_bench_run():
         by_solver.setdefault(cell.spec.solver, []).append(cell)
     assert len(by_solver["gpt"]) == 2 * 2  # scales x seeds: --thoughts does not multiply gpt
     assert len(by_solver[THINKER]) == 2 * 2 * 2
-    assert all("thoughts" not in c.settings and tuple(c.spec.train["eval_thoughts"]) == () for c in by_solver["gpt"])
+    assert all("thoughts" not in c.settings and tuple(c.spec.train.eval_thoughts) == () for c in by_solver["gpt"])
     assert {c.spec.solver_options["thoughts"] for c in by_solver[THINKER]} == {1, 2}
-    assert all(tuple(c.spec.train["eval_thoughts"]) == (0, 1) for c in by_solver[THINKER])
+    assert all(tuple(c.spec.train.eval_thoughts) == (0, 1) for c in by_solver[THINKER])
     assert len({c.run_id for c in expansion.cells}) == len(expansion.cells)
     assert expansion.cells[0].settings["seed"] == 0 and expansion.cells[-1].settings["seed"] == 1  # seeds vary slowest
     # A cell is an ordinary run: the same id `bench run` gives the same settings.
@@ -82,9 +82,9 @@ def test_any_setting_is_an_axis_run_options_task_params_solver_options():
     expansion = expand(grid(task="add", solver="gpt", d_model=["16", "32"], layers=["1", "2"], base=["2", "10"],
                             weight_decay="0.1", lr=0.01))
     assert len(expansion.cells) == 8
-    assert {(c.spec.model["d_model"], c.spec.model["layers"]) for c in expansion.cells} == {(16, 1), (16, 2), (32, 1), (32, 2)}
+    assert {(c.spec.model.d_model, c.spec.model.layers) for c in expansion.cells} == {(16, 1), (16, 2), (32, 1), (32, 2)}
     assert {c.spec.task_params["base"] for c in expansion.cells} == {2, 10}
-    assert all(c.spec.optim == {"lr": 0.01, "weight_decay": 0.1, "grad_clip": 1.0, "warmup": 0} for c in expansion.cells)
+    assert all(c.spec.optim == OptimConfig(lr=0.01, weight_decay=0.1, grad_clip=1.0, warmup=0) for c in expansion.cells)
     assert expansion.varying == ["d_model", "layers", "base"]
     estimators = expand(grid(task="add", solver=["gpt", THINKER], estimator=["reinforce", "gumbel"]))
     assert len(estimators.cells) == 1 + 2  # a solver option multiplies only the solver that has it

@@ -56,9 +56,9 @@ def spec_for(task: str, scale: int, solver: str, batch: int = 0, **options: obje
 
 def test_run_specs_write_out_the_chosen_defaults() -> None:
     sort = spec_for("sort", 1000, "think_fixed")
-    assert sort.train["batch"] == LONG_BATCH and sort.solver_options["group"] == LONG_GROUP
-    assert spec_for("sort", 1000, "gpt").train["batch"] == TrainConfig.batch
-    assert spec_for("sort", 1000, "think_fixed", batch=32).train["batch"] == 32
+    assert sort.train.batch == LONG_BATCH and sort.solver_options["group"] == LONG_GROUP
+    assert spec_for("sort", 1000, "gpt").train.batch == TrainConfig.batch
+    assert spec_for("sort", 1000, "think_fixed", batch=32).train.batch == 32
     # On add the defaults are the old ones written out: a run's id is the same as before issue 14.
     add = spec_for("add", 100, "think_fixed_blind_super_clean")
     assert add.run_id == spec_for("add", 100, "think_fixed_blind_super_clean", batch=256, group=32).run_id

@@ -72,7 +72,7 @@ def inspect(
 
     status = run_dir.status()
     console.print(
-        f"run [bold]{run_dir.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params}, seed {spec.train['seed']}, "
+        f"run [bold]{run_dir.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params}, seed {spec.train.seed}, "
         f"step {state['step']} ({status.get('state')})" + (f", {budget} thoughts" if budget is not None else "")
     )
     table = Table(show_lines=True)

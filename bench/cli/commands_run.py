@@ -14,10 +14,8 @@ from rich.table import Table
 from bench.cli import app
 from bench.errors import UserError, user_errors_exit
 from bench.run.records import shown_state
-from bench.run.spec import TrainConfig
-from bench.sweep.plan import parse_budgets
+from bench.config import command_options, configs_from, parse_run_option, run_option_types, run_options
 from bench.run.store import RunDir, RunLock, RunLocked, check_writable, find_run, load_checkpoint, readable_root, results_root
-from solvers.base import ModelConfig, OptimConfig
 from tasks.registry import parse_assignments
 
 console = Console()
@@ -76,32 +74,20 @@ def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
     return progress, progress.add_task("train", total=total, loss="-", acc="-", rate="-", eta="-")
 
 
+# `bench run`'s run options: every field of bench/config.py's dataclasses but monitor_size (it
+# follows --eval-size); flags, types, defaults and help come from the fields.
+RUN_FLAGS = [name for name in run_options() if name != "monitor_size"]
+RUN_FLAG_OVERRIDES = {
+    "batch": {"default": None, "help": "Problems per step (default: the solver's for the task; 256 except thinkers on long rollouts, see `bench solvers`)."},
+}
+
+
 @app.command()
 @user_errors_exit
+@command_options(RUN_FLAGS, RUN_FLAG_OVERRIDES)
 def run(
-    task: str = typer.Option(..., "--task", "-t", help="Task name (see `bench tasks`)."),
-    solver: str = typer.Option("gpt", "--solver", "-s", help="Solver name (see `bench solvers`), e.g. gpt, pause, continuous, think_fixed_blind_super_clean."),
-    max_value: Optional[int] = typer.Option(None, "--max", "-m", help="The task's scale (add: modulus; sort: value range; graph: nodes; sat: variables)."),
     set_params: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."),
-    seed: int = typer.Option(0, help="Seeds model init, data and sampling."),
-    steps: int = typer.Option(TrainConfig.steps, help="Training steps at most."),
-    batch: Optional[int] = typer.Option(None, help="Problems per step (default: the solver's for the task; 256 except thinkers on long rollouts, see `bench solvers`)."),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="AdamW weight decay (the notes found it harmful)."),
-    d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
-    layers: int = typer.Option(2, help="Transformer blocks."),
-    heads: int = typer.Option(4, help="Attention heads (must divide --d-model)."),
-    weight_init: str = typer.Option(ModelConfig.weight_init, "--weight-init", help="Weight init: gpt2 (N(0, 0.02)) or pytorch (PyTorch defaults, N(0, 1) embeddings)."),
-    prompt: str = typer.Option(ModelConfig.prompt, help="Question layout: plain (a b), query (a b =) or separated (a = b =)."),
-    warmup: int = typer.Option(OptimConfig.warmup, help="Linear learning-rate warm-up steps (0 = none)."),
-    grad_clip: float = typer.Option(OptimConfig.grad_clip, "--grad-clip", help="Clip the gradient norm to this (0 = off)."),
-    target: float = typer.Option(TrainConfig.target, help="Stop early once held-out accuracy reaches this."),
-    eval_every: int = typer.Option(TrainConfig.eval_every, "--eval-every", help="Steps between evaluations and checkpoints."),
-    eval_size: int = typer.Option(TrainConfig.eval_size, "--eval-size", help="Held-out problems in the final evaluation."),
-    train_size: int = typer.Option(0, "--train-size", help="Train on N fixed problems (grokking set-up); 0 = fresh problems every step."),
-    device: str = typer.Option("auto", help="auto (CUDA when present), cpu or cuda."),
     thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Thought budget K (thinkers, pause, continuous)."),
-    eval_thoughts: Optional[str] = typer.Option(None, "--eval-thoughts", help="Also evaluate at these budgets, e.g. 0,2,4,8."),
     estimator: Optional[str] = typer.Option(None, help="Thinkers: reinforce or gumbel."),
     baseline: Optional[str] = typer.Option(None, help="Thinkers: batch, group, loo, reference or value."),
     group: Optional[int] = typer.Option(None, help="Thinkers: rollouts per question G."),
@@ -109,12 +95,12 @@ def run(
     epsilon: Optional[float] = typer.Option(None, help="Thinkers: epsilon-greedy exploration rate."),
     think_layer: Optional[int] = typer.Option(None, "--think-layer", help="Continuous: layer whose hidden state is fed back."),
     opt: Optional[list[str]] = typer.Option(None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."),
-    init: Optional[str] = typer.Option(None, help="Warm-start from a finished run's model (run id)."),
     force: bool = typer.Option(False, help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete)."),
     wait: bool = typer.Option(False, "--wait", help="If another process is training this exact spec, wait for it instead of stopping (exit 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     log: Optional[str] = typer.Option(None, "--log", envvar="THINKBENCH_LOG", help="Also log the training curves to: tensorboard (events in RUN/tensorboard/, `tensorboard --logdir results/runs`; needs the tensorboard extra). Sweeps and experiments: set $THINKBENCH_LOG."),
     results: Optional[str] = ResultsOption,
+    **config: Any,
 ) -> None:
     """Train a solver on a task and report held-out accuracy by problem size.
 
@@ -130,17 +116,15 @@ def run(
          "epsilon": epsilon, "think_layer": think_layer},
         opt,
     )
-    init_id = check_init_source(root, init) if init else None
-    train = TrainConfig(
-        steps=steps, batch=0 if batch is None else batch, target=target, eval_every=eval_every, eval_size=eval_size,
-        monitor_size=min(TrainConfig.monitor_size, eval_size), train_size=train_size, seed=seed,
-        eval_thoughts=parse_budgets(eval_thoughts or "", "--eval-thoughts"),
-    )
-    spec = build_spec(
-        task, max_value, parse_assignments(set_params), solver, solver_options,
-        ModelConfig(d_model=d_model, layers=layers, heads=heads, weight_init=weight_init, prompt=prompt),
-        OptimConfig(lr=lr, weight_decay=weight_decay, warmup=warmup, grad_clip=grad_clip), train, device, init_id,
-    )
+    batch_given = config["batch"] is not None
+    types = run_option_types()
+    values = {name: parse_run_option(f"--{name.replace('_', '-')}", value, types[name]) for name, value in config.items() if value is not None}
+    values.setdefault("batch", 0)  # 0 = the solver's default for the task (build_spec)
+    choice, train, model, optim = configs_from(values)
+    init_id = check_init_source(root, choice["init"]) if choice.get("init") else None
+    steps = train.steps
+    spec = build_spec(choice["task"], choice.get("max"), parse_assignments(set_params), choice["solver"], solver_options,
+                      model, optim, train, choice["device"], init_id)
     stored = RunDir(root, spec.run_id)
     check_stored_files(stored, force)
     if stored.exists() and (force or stored.status().get("state") != "finished"):  # it will be written
@@ -149,7 +133,7 @@ def run(
     if holder:  # refused before any other output; start_run takes the lock for real
         raise RunLocked(f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process")
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
-    note = defaults_note(spec, batch is None, solver_options)
+    note = defaults_note(spec, not batch_given, solver_options)
     if note:
         err_console.print(f"[dim]defaults: {note}[/]")
     progress, bar = train_progress(steps, quiet)
@@ -191,17 +175,19 @@ def run(
 def defaults_note(spec: Any, batch_defaulted: bool, typed: dict[str, Any]) -> str:
     """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''. typed: the
     solver options the user gave (the spec has every option written out)."""
-    from bench.run.train import default_batch
+    from bench.run.build import default_batch
+    from bench.config import parse_options
     from solvers.base import TaskShape, make_options, resolve_solver
     from tasks.registry import make_task
 
+    shape = TaskShape.of(make_task(spec.task, overrides=spec.task_params))
     cls, canonical, flags = resolve_solver(spec.solver)
-    if not hasattr(cls, "default_batch"):
+    options = make_options(cls, canonical, flags, parse_options(cls.Options, typed))  # as given: G unresolved
+    if cls.default_batch(shape, options) is None:
         return ""
-    options = make_options(cls, canonical, flags, typed)
-    _, why = default_batch(cls, TaskShape.of(make_task(spec.task, overrides=spec.task_params)), options)
-    given = "" if batch_defaulted else f" (batch {spec.train['batch']} given)"
-    return f"batch {spec.train['batch']}{given}; {why}"
+    _, why = default_batch(cls, shape, options)
+    given = "" if batch_defaulted else f" (batch {spec.train.batch} given)"
+    return f"batch {spec.train.batch}{given}; {why}"
 
 
 def show_run(run_id: str, root: Any) -> None:
@@ -303,7 +289,7 @@ def solvers() -> None:
             if kind is bool and field.name in _flag_names(family):
                 continue
             shown = field.default if field.default is not dataclasses.MISSING else "required"
-            shown = getattr(family.cls.Options, "AUTO", {}).get(field.name, shown)  # defaults chosen per task
+            shown = family.cls.Options.AUTO.get(field.name, shown)  # defaults chosen per task
             options.append(f"--{field.name.replace('_', '-')} ({shown})")
         table.add_row("\n".join(family.examples), family.summary, "\n".join(options) or "-")
     console.print(table)

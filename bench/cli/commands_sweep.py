@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -12,15 +11,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli import app
+from bench.config import command_options, run_options
 from bench.errors import UserError, user_errors_exit
 from bench.sweep.plan import Grid, split_values
 
 console = Console()
 err_console = Console(stderr=True)
 
-# CLI flags that are run options, each a comma-separated list (a list of more than one is an axis).
-LIST_FLAGS = ("task", "solver", "max", "thoughts", "seeds", "steps", "batch", "lr", "d_model", "layers", "heads",
-              "target", "eval_every", "eval_size", "device")
+# Run options as flags, each a comma-separated list (a list of more than one is an axis): every field of
+# bench/config.py's dataclasses (flag, help) but seed (--seeds) and eval_thoughts (one list of budgets).
+LIST_FLAGS = [name for name in run_options() if name not in ("seed", "eval_thoughts")]
 
 
 def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
@@ -34,7 +34,7 @@ def split_assignment(item: str, option: str, form: str) -> tuple[str, str]:
 def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets: list[str] | None,
                   eval_thoughts: Optional[str], name: Optional[str]) -> Grid:
     out = Grid(name=name)
-    for key in LIST_FLAGS:
+    for key in values:
         text = values.get(key)
         if text is not None:
             out.set(key, split_values(str(text), f"--{key.replace('_', '-')}"))
@@ -53,26 +53,14 @@ def grid_from_cli(values: dict[str, Optional[str]], grid: list[str] | None, sets
 
 @app.command()
 @user_errors_exit
+@command_options(LIST_FLAGS, as_text=True)
 def sweep(
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="A sweep file (TOML, see experiments/); command-line settings override it."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name(s), comma-separated."),
-    solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Solver name(s), comma-separated (default gpt)."),
-    max_values: Optional[str] = typer.Option(None, "--max", "-m", help="Scales, e.g. 50,100,200."),
     thoughts: Optional[str] = typer.Option(None, "--thoughts", "-k", help="Thought budgets, e.g. 2,4 (only solvers with a thought budget)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="Seeds, e.g. 0-4 or 0,1,2."),
     grid: Optional[list[str]] = typer.Option(None, "--grid", help="Any setting as an axis, name=v1,v2 (repeatable): run options, task parameters, solver options."),
     set_values: Optional[list[str]] = typer.Option(None, "--set", help="Any setting fixed, name=value (repeatable)."),
-    steps: Optional[str] = typer.Option(None, help="Training steps at most (a list is an axis)."),
-    batch: Optional[str] = typer.Option(None, help="Problems per step."),
-    lr: Optional[str] = typer.Option(None, help="AdamW learning rate."),
-    d_model: Optional[str] = typer.Option(None, "--d-model", help="Transformer width."),
-    layers: Optional[str] = typer.Option(None, help="Transformer blocks."),
-    heads: Optional[str] = typer.Option(None, help="Attention heads."),
-    target: Optional[str] = typer.Option(None, help="Accuracy target (early stop; a seed 'succeeds' when it reaches it)."),
-    eval_every: Optional[str] = typer.Option(None, "--eval-every", help="Steps between evaluations and checkpoints."),
-    eval_size: Optional[str] = typer.Option(None, "--eval-size", help="Held-out problems in the final evaluation."),
     eval_thoughts: Optional[str] = typer.Option(None, "--eval-thoughts", help="Also evaluate thinkers at these budgets, e.g. 0,2,4,8."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu or cuda."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells at once (default: one per core; on Ray, the cluster's CPUs)."),
     executor: str = typer.Option("local", "--executor", help="local (this machine) or ray (a Ray cluster; pip install 'thinkbench\\[ray]')."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)."),
@@ -81,8 +69,10 @@ def sweep(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    **settings: Optional[str],
 ) -> None:
     """Run every cell of a grid as an ordinary run; finished cells are skipped, so a stopped sweep resumes.
+    Each run option takes a comma-separated list of values; a list of more than one is an axis.
 
     Example: bench sweep --task add --solver gpt,think_fixed_blind_super --max 50,100,200 --thoughts 2,4 --seeds 0-4
     """
@@ -97,12 +87,7 @@ def sweep(
     if not 0.0 < min_rate <= 1.0:
         raise UserError(f"--min-rate={min_rate} must be in (0, 1]")
     root = results_root(results)
-    cli = grid_from_cli(
-        {"task": task, "solver": solver, "max": max_values, "thoughts": thoughts, "seeds": seeds, "steps": steps,
-         "batch": batch, "lr": lr, "d_model": d_model, "layers": layers, "heads": heads, "target": target,
-         "eval_every": eval_every, "eval_size": eval_size, "device": device},
-        grid, set_values, eval_thoughts, name,
-    )
+    cli = grid_from_cli({**settings, "thoughts": thoughts, "seeds": seeds}, grid, set_values, eval_thoughts, name)
     plan = cli
     if file is not None:
         from_file = load_toml(file)
@@ -125,7 +110,7 @@ def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_addres
     """What `bench sweep` and `bench experiment` share: expand the plan (printing refused cells), list
     it and stop on a dry run (returns None), else write its record and, when `train`, run its cells and
     print the summary. Returns (expansion, sweep name, outcome counts; empty when not trained)."""
-    from bench.sweep.plan import expand, sweep_name, write_record
+    from bench.sweep.plan import count_outcomes, expand, sweep_name, write_record
 
     expansion = expand(plan, root)
     label = sweep_name(plan, expansion.cells)
@@ -139,10 +124,13 @@ def run_plan(plan: Grid, root: Path, jobs: int | None, executor: str, ray_addres
         before_training(label)
     counts: dict[str, int] = {}
     if train:
-        outcomes = execute(expansion, root, jobs, executor, ray_address, quiet, label)
+        from bench.sweep.plan import execute
+
+        display = None if quiet else (lambda finished: SweepProgress(expansion, finished))
+        outcomes = execute(expansion, root, jobs, executor, ray_address, label, err_console.print, display)
         print_summary(expansion, outcomes, root, min_rate)
         err_console.print(f"[dim]sweep record: {record}[/]")
-        counts = _count(outcomes)
+        counts = count_outcomes(outcomes)
     return expansion, label, counts
 
 
@@ -151,108 +139,42 @@ def stopped(counts: dict[str, int]) -> bool:
     return bool(counts.get("interrupted") or counts.get("not started"))
 
 
-def execute(expansion: Any, root: Path, jobs: int | None, executor: str, ray_address: str | None, quiet: bool,
-            label: str) -> dict[str, dict[str, Any]]:
-    """Run the cells with one overall progress display; returns run id -> result."""
-    from bench.sweep.executors import connect_ray, run_in_process, run_pool, run_ray
-    from bench.run.store import RunDir
-    from bench.sweep.plan import available_cores, default_jobs, finished, threads_per_job
-    from bench.run.train import deferred_interrupts
+class SweepProgress:
+    """The rich progress display of a sweep: one overall bar, one bar per running cell. A listener for
+    bench.sweep.execute (called with each start/step/done event) and a context that shows it."""
 
-    cells = expansion.cells
-    outcomes: dict[str, dict[str, Any]] = {}
-    todo = []
-    started_before: set[str] = set()  # cells an earlier, stopped sweep left half-trained
-    for cell in cells:
-        if finished(root, cell):
-            outcomes[cell.run_id] = {"outcome": "skipped", "status": {}, "error": None, "wall": 0.0}
-        else:
-            todo.append(cell)
-            if RunDir(root, cell.run_id).file("checkpoint.pt").exists():
-                started_before.add(cell.run_id)
-    if executor == "ray" and todo:  # nothing to run: no cluster to join
-        cores = connect_ray(ray_address)
-        jobs = jobs or cores
-    else:
-        cores = available_cores()
-        jobs = jobs or default_jobs(cells)
-    jobs = max(1, min(jobs, len(todo) or 1))
-    threads = threads_per_job(jobs, cores)
-    if executor == "local" and jobs > cores:
-        err_console.print(f"[yellow]note[/]: --jobs {jobs} is more than the {cores} cores here; runs will slow each other down")
-    err_console.print(
-        f"sweep [bold]{label}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished; "
-        f"{len(todo)} to run on {executor} with {jobs} job(s) x {threads} thread(s)"
-    )
-    names = {c.run_id: c.label([k for k in expansion.varying if k != "device"]) for c in cells}
-    steps = {c.run_id: c.spec.train["steps"] for c in cells}
-    progress = None if quiet else Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=err_console, transient=False,
-    )
-    overall = progress.add_task("[bold]cells", total=len(cells), completed=len(cells) - len(todo), info="") if progress else None
-    rows: dict[str, Any] = {}
-    began = time.perf_counter()
+    def __init__(self, expansion: Any, already_finished: int) -> None:
+        cells = expansion.cells
+        self.names = {c.run_id: c.label([k for k in expansion.varying if k != "device"]) for c in cells}
+        self.steps = {c.run_id: c.spec.train.steps for c in cells}
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), console=err_console, transient=False,
+        )
+        self.overall = self.progress.add_task("[bold]cells", total=len(cells), completed=already_finished, info="")
+        self.done, self.failed = already_finished, 0
+        self.rows: dict[str, Any] = {}
 
-    def on_event(kind: str, run_id: str, data: dict[str, Any]) -> None:
-        if kind == "done":
-            if data["outcome"] == "trained" and run_id in started_before:
-                data = {**data, "outcome": "resumed"}
-            outcomes[run_id] = data
-            if data.get("traceback"):
-                err_console.print(f"[red]cell {run_id} failed[/]:\n{data['traceback']}")
-            elif data.get("error"):
-                err_console.print(f"[red]cell {run_id} failed[/]: {data['error']}")
-        if progress is None:
-            return
-        if kind == "start" and run_id not in rows:
-            rows[run_id] = progress.add_task(f"  {run_id} {names.get(run_id, '')}", total=steps.get(run_id), info="")
-        elif kind == "step" and run_id in rows:
-            accuracy = data.get("accuracy")
-            progress.update(rows[run_id], completed=data["step"], info="" if accuracy is None else f"acc {accuracy:.3f}")
-        elif kind == "done":
-            if run_id in rows:
-                progress.remove_task(rows.pop(run_id))
-            done = sum(1 for r in outcomes.values() if r["outcome"] not in ("interrupted", "not started"))
-            failed = sum(1 for r in outcomes.values() if r["outcome"] == "failed")
-            progress.update(overall, completed=done, info=f"{failed} failed" if failed else "")
-
-    specs = [c.spec.to_json() for c in todo]
-    with deferred_interrupts() as interrupt:
-        stop = lambda: interrupt["stop"]  # noqa: E731
-        context = progress if progress is not None else _Null()
-        with context:
-            if not specs:
-                pass
-            elif executor == "ray":
-                run_ray(specs, root, jobs, threads, on_event, stop)
-            elif jobs == 1:
-                run_in_process(specs, root, threads, on_event, stop)
-            else:
-                run_pool(specs, root, jobs, threads, on_event, stop)
-    for cell in todo:  # anything an executor did not answer for did not run
-        outcomes.setdefault(cell.run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
-    counts = _count(outcomes)
-    err_console.print(
-        f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: "
-        + ", ".join(f"{n} {k}" for k, n in counts.items())
-    )
-    return outcomes
-
-
-class _Null:
-    def __enter__(self) -> None:
-        return None
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
 
     def __exit__(self, *exc: Any) -> None:
-        return None
+        self.progress.stop()
 
-
-def _count(outcomes: dict[str, dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for result in outcomes.values():
-        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
-    return counts
+    def __call__(self, kind: str, run_id: str, data: dict[str, Any]) -> None:
+        progress = self.progress
+        if kind == "start" and run_id not in self.rows:
+            self.rows[run_id] = progress.add_task(f"  {run_id} {self.names.get(run_id, '')}", total=self.steps.get(run_id), info="")
+        elif kind == "step" and run_id in self.rows:
+            accuracy = data.get("accuracy")
+            progress.update(self.rows[run_id], completed=data["step"], info="" if accuracy is None else f"acc {accuracy:.3f}")
+        elif kind == "done":
+            if run_id in self.rows:
+                progress.remove_task(self.rows.pop(run_id))
+            self.done += data["outcome"] not in ("interrupted", "not started")
+            self.failed += data["outcome"] == "failed"
+            progress.update(self.overall, completed=self.done, info=f"{self.failed} failed" if self.failed else "")
 
 
 def print_cells(expansion: Any) -> None:
@@ -269,6 +191,7 @@ def print_cells(expansion: Any) -> None:
 def print_summary(expansion: Any, outcomes: dict[str, dict[str, Any]], root: Path, min_rate: float) -> None:
     """Per configuration (seeds pooled): accuracy, success rate; then the frontier and AUC."""
     from bench.analysis.frontier import config_columns, frontier_table, run_table, seed_summary
+    from bench.sweep.plan import typed_setting
 
     runs = run_table(root, [c.run_id for c in expansion.cells])
     if runs.empty:
@@ -278,7 +201,7 @@ def print_summary(expansion: Any, outcomes: dict[str, dict[str, Any]], root: Pat
     summary = seed_summary(runs, by, min_rate)
     total_seeds = {}
     for cell in expansion.cells:
-        key = tuple(show(_value(cell, k)) for k in by) + (show(_scale(cell)),)
+        key = tuple(show(typed_setting(cell.spec, k)) for k in by) + (show(typed_setting(cell.spec, "max")),)
         total_seeds[key] = total_seeds.get(key, 0) + 1
     table = Table(title="sweep summary (over seeds)")
     widths = {"scale": 5, "seeds": 5, "acc": 5, "95% CI": 9, "success": 7}
@@ -316,19 +239,3 @@ def show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _value(cell: Any, key: str) -> Any:
-    spec = cell.spec
-    if key in ("task", "solver"):
-        return getattr(spec, key)
-    for part in (spec.model, spec.optim, spec.train, spec.task_params, spec.solver_options):
-        if key in part:
-            return part[key]
-    return None
-
-
-def _scale(cell: Any) -> Any:
-    from tasks.registry import task_class
-
-    return cell.spec.task_params.get(task_class(cell.spec.task).scale_param)

@@ -44,7 +44,7 @@ def think_step_cost(
     cls, canonical, flags = resolve_solver(solver)
     given = {k: v for k, v in {"thoughts": thoughts, "group": group}.items() if v is not None}
     options = make_options(cls, canonical, flags, given)
-    options = options.resolved(shape) if hasattr(options, "resolved") else options
+    options = options.resolved(shape)
     B = batch if batch is not None else default_batch(cls, shape, options)[0]
     model = ModelConfig(d_model=d_model, layers=layers, heads=4)
     torch.manual_seed(0)

@@ -103,7 +103,7 @@ def check_spec(value: Any) -> dict[str, Any]:
     _int(train.get("seed"), "train.seed", 0)
     _number(train.get("target"), "train.target", 0.0, 1.0)
     try:
-        problems = RunSpec.from_json(spec).train_config.validate()
+        problems = RunSpec.from_json(spec).train.validate()
     except (TypeError, ValueError) as exc:
         raise _Bad(str(exc).splitlines()[0]) from None
     if problems:

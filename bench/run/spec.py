@@ -14,62 +14,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.config import LIMITS, MAX_BUDGET, TrainConfig
+from solvers.config import ModelConfig, OptimConfig
+
+__all__ = ["LIMITS", "MAX_BUDGET", "RunSpec", "TrainConfig", "check_memory"]
+
 SPEC_VERSION = 1
-
-# Upper bounds, refused up front with the valid range (beyond them a run ends in an allocation
-# failure or an integer overflow, after its folder was made). seed * 1_000_003 + step seeds torch,
-# which takes 64-bit seeds: 2**32 - 1 leaves room.
-LIMITS = {
-    "steps": 100_000_000,
-    "batch": 65_536,
-    "eval_every": 100_000_000,
-    "monitor_size": 1_000_000,
-    "eval_size": 1_000_000,
-    "train_size": 10_000_000,
-    "seed": 2**32 - 1,
-}
-MAX_BUDGET = 4096
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 5000
-    """Training steps at most (early stop at --target)."""
-    batch: int = 256
-    """Problems per step (the notes: >= 64 is needed at larger scales)."""
-    target: float = 0.99
-    """Stop once held-out accuracy reaches this."""
-    eval_every: int = 100
-    """Steps between held-out evaluations (and checkpoints)."""
-    monitor_size: int = 512
-    """Held-out problems scored at each periodic evaluation."""
-    eval_size: int = 2000
-    """Held-out problems scored at the final evaluation."""
-    train_size: int = 0
-    """Train on this many fixed problems (grokking set-up); 0 = a fresh stream every step."""
-    seed: int = 0
-    """Seeds the model init, the training data and all sampling."""
-    eval_thoughts: tuple[int, ...] = ()
-    """Extra thought budgets to evaluate the trained model at (thinkers, pause, continuous)."""
-
-    def validate(self) -> list[str]:
-        problems = []
-        for name in ("steps", "batch", "eval_every", "monitor_size", "eval_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"--{name.replace('_', '-')}={getattr(self, name)} must be at least 1")
-        for name, high in LIMITS.items():
-            if getattr(self, name) > high:
-                low = 0 if name in ("seed", "train_size") else 1
-                problems.append(f"--{name.replace('_', '-')}={getattr(self, name)} is out of range; valid: {low} to {high:,}")
-        if not 0.0 < self.target <= 1.0:
-            problems.append(f"--target={self.target} must be in (0, 1]")
-        if self.train_size < 0:
-            problems.append(f"--train-size={self.train_size} must be >= 0")
-        if self.seed < 0:
-            problems.append(f"--seed={self.seed} must be >= 0")
-        if any(k < 0 or k > MAX_BUDGET for k in self.eval_thoughts):
-            problems.append(f"--eval-thoughts {list(self.eval_thoughts)}: budgets must be 0 to {MAX_BUDGET}")
-        return problems
 
 
 @dataclass(frozen=True)
@@ -78,9 +28,9 @@ class RunSpec:
     task_params: dict[str, Any]
     solver: str
     solver_options: dict[str, Any]
-    model: dict[str, Any]
-    optim: dict[str, Any]
-    train: dict[str, Any]
+    model: ModelConfig
+    optim: OptimConfig
+    train: TrainConfig
     device: str
     init: str | None = None
     """Run id of a finished run to warm-start from, or None."""
@@ -88,6 +38,7 @@ class RunSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
+        """The canonical form (configs as plain dicts, sorted keys): what spec.json holds and the run id hashes."""
         return json.loads(json.dumps(dataclasses.asdict(self), sort_keys=True))
 
     @property
@@ -97,17 +48,33 @@ class RunSpec:
 
     @property
     def train_config(self) -> TrainConfig:
-        values = dict(self.train)
-        values["eval_thoughts"] = tuple(values.get("eval_thoughts", ()))
-        return TrainConfig(**values)
+        """The training config (an older spelling of `spec.train`)."""
+        return self.train
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        """A spec from its JSON form; ValueError naming unknown fields (at the top or in a config)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown spec fields {sorted(unknown)}")
-        return cls(**data)
+        values = dict(data)
+        for key, config in (("model", ModelConfig), ("optim", OptimConfig), ("train", TrainConfig)):
+            if key in values and not isinstance(values[key], config):
+                values[key] = _config(config, key, values[key])
+        return cls(**values)
+
+
+def _config(config: type, key: str, value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"spec field {key} must be an object, not {type(value).__name__}")
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = set(value) - fields
+    if unknown:
+        raise ValueError(f"unknown {key} fields {sorted(unknown)}; valid: {', '.join(sorted(fields))}")
+    if key == "train" and "eval_thoughts" in value:
+        value = {**value, "eval_thoughts": tuple(value["eval_thoughts"])}
+    return config(**value)
 
 
 def training_memory_bytes(

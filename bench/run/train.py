@@ -25,28 +25,18 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from bench.run.build import build, build_spec, default_batch, model_task, resolve_device  # noqa: F401 (the run API)
 from bench.errors import UserError
 from bench.run.evaluate import autocast_for, evaluate, quick_accuracy
-from bench.run.spec import RunSpec, TrainConfig, check_memory
+from bench.run.spec import RunSpec, TrainConfig
 from bench.run.listeners import ListenerFactory, Listeners, ProgressListener, StoreListener
-from bench.run.store import (
-    RunDir, RunLock, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path,
-)
-from solvers.base import (
-    ModelConfig, OptimConfig, Solver, TaskShape, TensorBatch, make_options, make_solver, resolve_solver, set_learning_rate,
-)
+from bench.run.store import RunDir, RunLock, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path
+from solvers.base import Solver, TensorBatch, set_learning_rate
 from tasks.base import Batch, Task, stream_rng
-from tasks.prompt import PromptedTask
-from tasks.registry import make_task
 
 EVAL_SEED = 2**31 - 1  # the monitor and test problems are the same for every training seed
 # Fewer distinct test problems than this and an accuracy means little: `bench run` warns.
 SMALL_TEST_SPLIT = 200
-
-
-def model_task(task: str, max_value: int | None, params: dict[str, Any], model: ModelConfig) -> Task:
-    """The task as the model sees it: its questions laid out with the model's prompt style."""
-    return PromptedTask(make_task(task, max_value, params), model.prompt)
 
 
 class RunInterrupted(Exception):
@@ -55,87 +45,6 @@ class RunInterrupted(Exception):
     def __init__(self, run_id: str, step: int) -> None:
         super().__init__(f"run {run_id} interrupted at step {step}; run the same command again to resume")
         self.run_id, self.step = run_id, step
-
-
-def resolve_device(requested: str) -> str:
-    if requested not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device {requested!r} is not one of auto, cpu, cuda")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA GPU is available here; use --device cpu or auto")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
-def build_spec(
-    task: str,
-    max_value: int | None,
-    task_overrides: dict[str, Any],
-    solver: str,
-    solver_options: dict[str, Any],
-    model: ModelConfig,
-    optim: OptimConfig,
-    train: TrainConfig,
-    device: str = "auto",
-    init: str | None = None,
-) -> RunSpec:
-    """Validate every part and freeze it into a spec. Raises one-line user errors."""
-    model.validate()
-    optim.validate()
-    task_obj = model_task(task, max_value, task_overrides, model)
-    cls, canonical, flags = resolve_solver(solver)
-    options = make_options(cls, canonical, flags, solver_options)
-    resolved = getattr(options, "resolved", None)  # per-task defaults written out, so the run id names them
-    if resolved is not None:
-        options = resolved(TaskShape.of(task_obj))
-    if train.batch == 0:  # 0 = the solver's default for this task (bench run without --batch)
-        train = dataclasses.replace(train, batch=default_batch(cls, TaskShape.of(task_obj), options)[0])
-    problems = train.validate()
-    if problems:
-        raise UserError(problems[0])
-    supported = getattr(cls, "supports", None)
-    if supported is not None:
-        reason = supported(TaskShape.of(task_obj), options)
-        if reason:
-            raise UserError(f"solver {canonical} cannot do task {task}: {reason}")
-    # Optional: checks that need the model size or training settings (a layer index, eval budgets).
-    check_run = getattr(cls, "check_run", None)
-    if check_run is not None:
-        reason = check_run(TaskShape.of(task_obj), model, options, train)
-        if reason:
-            raise UserError(f"solver {canonical}: {reason}")
-    resolved = resolve_device(device)
-    too_big = check_memory(TaskShape.of(task_obj), model, options, train, resolved)
-    if too_big:
-        raise UserError(too_big)
-    return RunSpec(
-        task=task,
-        task_params=task_obj.param_dict(),
-        solver=canonical,
-        solver_options=dataclasses.asdict(options),
-        model=dataclasses.asdict(model),
-        optim=dataclasses.asdict(optim),
-        train=dataclasses.asdict(train),
-        device=resolved,
-        init=init,
-    )
-
-
-def default_batch(cls: Any, shape: TaskShape, options: Any) -> tuple[int, str]:
-    """(batch, why): the solver's own choice for this task (thinkers: solvers/think_options.py), else 256."""
-    chooser = getattr(cls, "default_batch", None)
-    return chooser(shape, options) if chooser is not None else (TrainConfig.batch, "the default batch")
-
-
-def build(spec: RunSpec) -> tuple[Task, Solver]:
-    """The task and a freshly initialised solver (seeded) for a spec."""
-    model = ModelConfig(**spec.model)
-    task = model_task(spec.task, None, spec.task_params, model)
-    torch.manual_seed(spec.train["seed"])
-    cls, canonical, flags = resolve_solver(spec.solver)
-    options = {k: v for k, v in spec.solver_options.items() if k not in flags}
-    solver = make_solver(spec.solver, TaskShape.of(task), model, OptimConfig(**spec.optim), options)
-    return task, solver.to(spec.device)
 
 
 def warm_start(solver: Solver, source: dict[str, torch.Tensor]) -> list[str]:
@@ -269,7 +178,7 @@ def run_training(
     stop_after_steps: stop like an interrupt after this many steps in this call (tests use it to
     prove that resuming gives the same result as not stopping).
     """
-    cfg = spec.train_config
+    cfg = spec.train
     task, solver = build(spec)
     device = torch.device(spec.device)
     state = TrainingState()
@@ -333,8 +242,7 @@ def run_training(
     last = state.curve[-1] if state.curve else None
     monitor_accuracy = last["accuracy"] if last and last["step"] == state.step else quick_accuracy(solver, task, monitor, device)
     budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
-    diagnostics = getattr(solver, "diagnostics", None)
-    extras = diagnostics(task, held_out, device) if diagnostics is not None else {}
+    extras = solver.diagnostics(task, held_out, device)
     run_dir.write("evaluation.json", {"final": final, "budgets": budgets, "diagnostics": extras})
     save("finished")
     status = {

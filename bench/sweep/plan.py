@@ -15,6 +15,7 @@ Ray cluster) is bench/sweep/executors.py; the CLI is bench/cli/commands_sweep.py
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -25,250 +26,26 @@ import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from bench.config import RunChoice, configs_from, parse_budgets, parse_run_option, run_option_types
 from bench.errors import UserError
-from bench.run.spec import RunSpec, TrainConfig
+from bench.sweep.grid import Grid, load_experiment, load_toml, normalise_name, split_values
+from bench.run.spec import RunSpec
 from bench.run.store import RunDir, atomic_write_json, find_run
 
-SWEEPS_DIR = "sweeps"
+# Re-exported: what callers of the sweep read besides cells and records.
+__all__ = ["Grid", "load_experiment", "load_toml", "normalise_name", "parse_budgets", "split_values", "expand", "make_cell"]
 
-# Settings that are not fields of TrainConfig / ModelConfig / OptimConfig.
-TOP_LEVEL = {"task": str, "solver": str, "max": int, "device": str, "init": str}
-# Settings given as a list of values per cell: an axis over them needs a list of lists (TOML).
-LIST_VALUED = {"eval_thoughts"}
-ALIASES = {"seeds": "seed", "solvers": "solver", "tasks": "task", "k": "thoughts"}
-DEFAULTS: dict[str, Any] = {"solver": "gpt", "device": "auto"}
+SWEEPS_DIR = "sweeps"
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-SPAN = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+# A cell's settings before its own: RunChoice's defaults (solver gpt, device auto).
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RunChoice) if f.default not in (dataclasses.MISSING, None)}
 
 
 def run_options() -> dict[str, Any]:
-    """Every run option a sweep can set, with its type: the spec's own dataclasses, read not copied."""
-    from solvers.base import ModelConfig, OptimConfig
-
-    options: dict[str, Any] = dict(TOP_LEVEL)
-    for cls in (TrainConfig, ModelConfig, OptimConfig):
-        options.update(typing.get_type_hints(cls))
-    return options
-
-
-def normalise_name(name: str) -> str:
-    key = name.strip().replace("-", "_")
-    return ALIASES.get(key, key)
-
-
-# ---- parsing values ------------------------------------------------------------------------------
-
-
-def split_values(text: str, option: str) -> list[str]:
-    """'50,100,200' -> ['50', '100', '200']; '0-4' -> ['0', ..., '4'] (integer spans, inclusive)."""
-    values: list[str] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        span = SPAN.match(part)
-        if span:
-            low, high = int(span.group(1)), int(span.group(2))
-            if high < low:
-                raise UserError(f"{option} {text!r}: span {part!r} runs backwards; write low-high, e.g. 0-4")
-            if high - low >= 10_000:
-                raise UserError(f"{option} {text!r}: span {part!r} has over 10000 values")
-            values.extend(str(v) for v in range(low, high + 1))
-        else:
-            values.append(part)
-    if not values:
-        raise UserError(f"{option} {text!r} gives no values; e.g. {option} 1,2,3")
-    return values
-
-
-def parse_budgets(value: Any, label: str) -> tuple[int, ...]:
-    """Thought budgets from '0,2,4', [0, 2, 4] or a single int (one-line error naming `label`); the
-    parser of every budget list: sweep settings, `bench run --eval-thoughts`, `bench perf` --thoughts."""
-    if isinstance(value, str):
-        parts = [p for p in value.replace(";", ",").split(",") if p.strip()]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        parts = [value]
-    try:
-        budgets = tuple(int(p) for p in parts)
-    except (TypeError, ValueError):
-        raise UserError(f"{label}={value!r} must be thought budgets, e.g. 0,2,4") from None
-    if any(k < 0 for k in budgets):
-        raise UserError(f"{label}={value!r}: budgets must be >= 0")
-    return budgets
-
-
-def coerce_run_option(name: str, value: Any, kind: Any) -> Any:
-    """A run option's value from a CLI string or a TOML value, as its declared type."""
-    from tasks.registry import coerce_value
-
-    if name in LIST_VALUED:
-        return parse_budgets(value, name)
-    if value is None and name == "init":
-        return None
-    if isinstance(value, str):
-        if kind is str:
-            return value
-        return coerce_value(value, kind, name)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    wrong_type = kind in (int, float, str, bool) and not isinstance(value, kind)
-    if wrong_type or (kind is int and isinstance(value, bool)):  # TOML `steps = true` is not 1
-        raise UserError(f"{name}={value!r} is not a valid {kind.__name__}")
-    return value
-
-
-# ---- the grid ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Grid:
-    """Setting name -> values, in the order given; a one-value list is a fixed setting."""
-
-    axes: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
-    name: str | None = None
-    description: str = ""
-    # A sweep file's [[part]] tables: each adds its own settings to `axes`, and the sweep is the union
-    # of the parts' grids (e.g. gpt over five moduli, thinkers at one). Empty: the one grid `axes`.
-    parts: list[dict[str, list[Any]]] = dataclasses.field(default_factory=list)
-
-    def set(self, name: str, values: list[Any]) -> None:
-        key = normalise_name(name)
-        if not key:
-            raise UserError(f"empty setting name in {name!r}")
-        if not values:
-            raise UserError(f"setting {key!r} has no values")
-        self.axes[key] = list(values)
-
-    def merged(self, other: Grid) -> Grid:
-        """This grid with `other`'s settings replacing same-named ones (the CLI over a TOML file)."""
-        axes = dict(self.axes)
-        axes.update(other.axes)
-        parts = [{k: v for k, v in part.items() if k not in other.axes} for part in self.parts + other.parts]
-        return Grid(axes, other.name or self.name, other.description or self.description, parts)
-
-    def subgrids(self) -> list[Grid]:
-        """The grids whose union this is: one per part (the part's settings over the shared ones)."""
-        if not self.parts:
-            return [self]
-        return [Grid({**self.axes, **part}, self.name, self.description) for part in self.parts]
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"name": self.name, "description": self.description, "axes": json.loads(json.dumps(self.axes, default=list))}
-        if self.parts:
-            out["parts"] = json.loads(json.dumps(self.parts, default=list))
-        return out
-
-
-def load_toml(path: Path) -> Grid:
-    """A sweep file: optional `name` and `description`, a `[grid]` table of settings, and optional
-    `[[part]]` tables (the sweep is then the union of the parts, each over the shared [grid]).
-
-        name = "width-vs-depth"
-        [grid]
-        task = "add"
-        max = [50, 100, 200]      # a list is an axis
-        d_model = [64, 128, 256]
-        seed = [0, 1, 2]
-        steps = 3000              # a single value is fixed
-
-        [[part]]                  # optional: gpt at every scale ...
-        solver = "gpt"
-        [[part]]                  # ... and a thinker at two
-        solver = "think_fixed_blind_super_clean"
-        max = [50, 100]
-    """
-    return _grid_from(_read_toml(path), path)
-
-
-def load_experiment(path: Path) -> tuple[Grid, dict[str, Any]]:
-    """An experiment file, read once: its grid (as load_toml) and its validated [report] options."""
-    data = _read_toml(path)
-    return _grid_from(data, path), _report_options(data, path)
-
-
-def _grid_from(data: dict[str, Any], path: Path) -> Grid:
-    unknown = set(data) - {"name", "description", "grid", "part", "report"}
-    if unknown:
-        raise UserError(f"sweep file {path}: unknown top-level keys {sorted(unknown)}; valid: name, description, [grid], [[part]], [report]")
-    table = data.get("grid", {})
-    parts = data.get("part", [])
-    if not isinstance(table, dict) or not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
-        raise UserError(f"sweep file {path}: [grid] must be a table and [[part]] an array of tables")
-    if not table and not parts:
-        raise UserError(f"sweep file {path} has no [grid] table of settings")
-    for key in ("name", "description"):
-        if key in data and not isinstance(data[key], str):
-            raise UserError(f"sweep file {path}: {key} = {data[key]!r} must be a string, e.g. {key} = \"width-vs-depth\"")
-    grid = Grid(name=data.get("name"), description=str(data.get("description", "")))
-    grid.axes = _settings(table, path, "[grid]")
-    for number, part in enumerate(parts, start=1):
-        if not part:
-            raise UserError(f"sweep file {path}: [[part]] number {number} is empty")
-        grid.parts.append(_settings(part, path, f"[[part]] {number}"))
-    return grid
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            raise UserError("reading a TOML sweep file needs Python >= 3.11 or the tomli package") from None
-    if not path.exists():
-        raise UserError(f"sweep file {path} does not exist")
-    if not path.is_file():
-        raise UserError(f"sweep file {path} is not a file")
-    try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"sweep file {path} is not valid TOML ({str(exc).splitlines()[0]})") from None
-
-
-def _settings(table: dict[str, Any], path: Path, where: str) -> dict[str, list[Any]]:
-    """A TOML table of settings as name -> values (a single value becomes a one-value list)."""
-    out: dict[str, list[Any]] = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            raise UserError(f"sweep file {path}: {where} {key} is a table; give a value or a list of values")
-        name = normalise_name(key)
-        if name in LIST_VALUED:
-            # [0, 2, 4] is one list of budgets; [[0, 2], [0, 4]] is an axis over two lists.
-            values = value if isinstance(value, list) and value and all(isinstance(v, list) for v in value) else [value]
-        else:
-            values = value if isinstance(value, list) else [value]
-        if not values:
-            raise UserError(f"sweep file {path}: {where} {key} is an empty list")
-        out[name] = list(values)
-    return out
-
-
-def _report_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """A sweep file's optional [report] table, for `bench experiment` (validated, with defaults)."""
-    report = data.get("report", {})
-    if not isinstance(report, dict):
-        raise UserError(f"sweep file {path}: [report] must be a table")
-    unknown = set(report) - set(REPORT_DEFAULTS)
-    if unknown:
-        raise UserError(f"sweep file {path}: unknown [report] keys {sorted(unknown)}; valid: {', '.join(REPORT_DEFAULTS)}")
-    options = {**REPORT_DEFAULTS, **report}
-    rate = options["min_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1:
-        raise UserError(f"sweep file {path}: [report] min_rate={rate!r} must be a number in (0, 1]")
-    kinds = options["plots"]
-    from bench.analysis.plots import KINDS
-
-    if not isinstance(kinds, list) or any(k not in KINDS for k in kinds):
-        raise UserError(f"sweep file {path}: [report] plots={kinds!r}; valid: a list of {', '.join(KINDS)}")
-    return options
-
-
-REPORT_DEFAULTS: dict[str, Any] = {"min_rate": 0.5, "plots": ["scale", "budget", "curves"]}
+    """Every run option a sweep can set, with its type: bench/config.py's dataclasses, read not copied."""
+    return run_option_types()
 
 
 # ---- cells ---------------------------------------------------------------------------------------
@@ -352,7 +129,7 @@ def expand(grid: Grid, root: Path | None = None) -> Expansion:
             if cell is not None and cell.run_id not in seen:
                 seen.add(cell.run_id)
                 cells.append(cell)
-    cells.sort(key=lambda c: c.spec.train["seed"])  # stable: within a seed, the parts' order
+    cells.sort(key=lambda c: c.spec.train.seed)  # stable: within a seed, the parts' order
     if not cells:
         reason = f": {refused[0]}" if refused else ""
         raise UserError(f"the sweep has no runnable cells{reason}")
@@ -363,10 +140,7 @@ def expand(grid: Grid, root: Path | None = None) -> Expansion:
 def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | None = None) -> Cell | None:
     """One cell's spec from its settings, dropping settings its task or solver does not have.
     Returns None (and notes why in `refused`) if the solver refuses the task."""
-    from solvers.base import ModelConfig, OptimConfig, TaskShape, make_options, resolve_solver
-    from tasks.registry import make_task
-
-    from bench.run.train import build_spec, model_task
+    from bench.run.build import Refused, build_spec
 
     options = run_options()
     task, solver = str(settings["task"]), str(settings["solver"])
@@ -380,7 +154,7 @@ def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | 
         if name in options:
             if name == "eval_thoughts" and "thoughts" not in solver_fields:
                 continue  # gpt has no thought budget to vary at evaluation
-            run_values[name] = coerce_run_option(name, value, options[name])
+            run_values[name] = parse_run_option(name, value, options[name])
         elif name in task_fields:
             task_params[name] = value
         elif name in solver_fields:
@@ -389,48 +163,37 @@ def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | 
             continue  # a parameter of another task or an option of another solver in the sweep
         applied.append(name)
 
-    max_value = run_values.pop("max", None)
-    model = ModelConfig(**{f.name: run_values.pop(f.name) for f in dataclasses.fields(ModelConfig) if f.name in run_values})
-    optim = OptimConfig(**{f.name: run_values.pop(f.name) for f in dataclasses.fields(OptimConfig) if f.name in run_values})
-    train_values = {f.name: run_values.pop(f.name) for f in dataclasses.fields(TrainConfig) if f.name in run_values}
-    # Same default as `bench run`, so a cell and the equivalent single run share a run id.
-    train_values.setdefault("monitor_size", min(TrainConfig.monitor_size, train_values.get("eval_size", TrainConfig.eval_size)))
-    train = TrainConfig(**train_values)
-    device = run_values.pop("device", "auto")
-    init = run_values.pop("init", None)
+    choice, train, model, optim = configs_from(run_values)  # the same defaults as `bench run`
+    init = choice.get("init")
     if init and root is not None:
         init = find_run(root, str(init)).run_id
-
-    cls, canonical, flags = resolve_solver(solver)
-    supports = getattr(cls, "supports", None)
-    if supports is not None:
-        shape = TaskShape.of(model_task(task, max_value, task_params, model))
-        reason = supports(shape, make_options(cls, canonical, flags, solver_options))
-        if reason:
-            if refused is not None:
-                refused.append(f"solver {canonical} cannot do task {task}: {reason}")
-            return None
-    spec = build_spec(task, max_value, task_params, solver, solver_options, model, optim, train, device, init)
+    try:
+        spec = build_spec(task, choice.get("max"), task_params, solver, solver_options, model, optim, train,
+                          choice.get("device", "auto"), init)
+    except Refused as refusal:
+        if refused is not None:
+            refused.append(str(refusal))
+        return None
     return Cell({name: typed_setting(spec, name) for name in applied}, spec)
 
 
 def typed_setting(spec: RunSpec, name: str) -> Any:
-    """A cell's setting as the spec holds it (typed, canonical), for labels and the sweep record."""
+    """A cell's setting as the spec holds it (typed, canonical), for labels, tables and the sweep
+    record; None for a setting this spec's task or solver does not have."""
     from tasks.registry import task_class
 
-    if name == "task":
-        return spec.task
-    if name == "solver":
-        return spec.solver
-    if name == "max":
-        return spec.task_params[task_class(spec.task).scale_param]
-    if name in ("device", "init"):
+    if name in ("task", "solver", "device", "init"):
         return getattr(spec, name)
-    for part in (spec.model, spec.optim, spec.train, spec.task_params, spec.solver_options):
+    if name == "max":
+        return spec.task_params.get(task_class(spec.task).scale_param)
+    for config in (spec.model, spec.optim, spec.train):
+        if name in {f.name for f in dataclasses.fields(config)}:
+            return getattr(config, name)
+    for part in (spec.task_params, spec.solver_options):
         if name in part:
             value = part[name]
             return tuple(value) if isinstance(value, list) else value
-    raise KeyError(name)
+    return None
 
 
 # ---- the sweep's record ----------------------------------------------------------------------------
@@ -476,6 +239,84 @@ def read_record(root: Path, name: str) -> dict[str, Any]:
 def finished(root: Path, cell: Cell) -> bool:
     run_dir = RunDir(root, cell.run_id)
     return run_dir.exists() and run_dir.status().get("state") == "finished"
+
+
+# ---- execution ----------------------------------------------------------------------------------
+
+Listener = Callable[[str, str, dict[str, Any]], None]
+"""Called with ("start" | "step" | "done", run id, data) as cells run (the CLI's progress display)."""
+
+
+def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, ray_address: str | None, label: str,
+            say: Callable[[str], None], display: Callable[[int], Listener] | None = None) -> dict[str, dict[str, Any]]:
+    """Run the cells not yet finished; returns run id -> result ({"outcome", "status", "error", "wall"}).
+
+    say: one-line notes (rich markup) and failures. display: given the number of cells already
+    finished, a listener for every event that is also a context manager (shown while cells run)."""
+    from bench.sweep.executors import connect_ray, run_in_process, run_pool, run_ray
+    from bench.run.train import deferred_interrupts
+
+    cells = expansion.cells
+    outcomes: dict[str, dict[str, Any]] = {}
+    todo = []
+    started_before: set[str] = set()  # cells an earlier, stopped sweep left half-trained
+    for cell in cells:
+        if finished(root, cell):
+            outcomes[cell.run_id] = {"outcome": "skipped", "status": {}, "error": None, "wall": 0.0}
+        else:
+            todo.append(cell)
+            if RunDir(root, cell.run_id).file("checkpoint.pt").exists():
+                started_before.add(cell.run_id)
+    if executor == "ray" and todo:  # nothing to run: no cluster to join
+        cores = connect_ray(ray_address)
+        jobs = jobs or cores
+    else:
+        cores = available_cores()
+        jobs = jobs or default_jobs(cells)
+    jobs = max(1, min(jobs, len(todo) or 1))
+    threads = threads_per_job(jobs, cores)
+    if executor == "local" and jobs > cores:
+        say(f"[yellow]note[/]: --jobs {jobs} is more than the {cores} cores here; runs will slow each other down")
+    say(f"sweep [bold]{label}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished; "
+        f"{len(todo)} to run on {executor} with {jobs} job(s) x {threads} thread(s)")
+    listener = display(len(cells) - len(todo)) if display is not None else None
+    began = time.perf_counter()
+
+    def on_event(kind: str, run_id: str, data: dict[str, Any]) -> None:
+        if kind == "done":
+            if data["outcome"] == "trained" and run_id in started_before:
+                data = {**data, "outcome": "resumed"}
+            outcomes[run_id] = data
+            if data.get("traceback"):
+                say(f"[red]cell {run_id} failed[/]:\n{data['traceback']}")
+            elif data.get("error"):
+                say(f"[red]cell {run_id} failed[/]: {data['error']}")
+        if listener is not None:
+            listener(kind, run_id, data)
+
+    specs = [c.spec.to_json() for c in todo]
+    with deferred_interrupts() as interrupt, (listener if listener is not None else contextlib.nullcontext()):  # type: ignore[attr-defined]
+        stop = lambda: interrupt["stop"]  # noqa: E731
+        if not specs:
+            pass
+        elif executor == "ray":
+            run_ray(specs, root, jobs, threads, on_event, stop)
+        elif jobs == 1:
+            run_in_process(specs, root, threads, on_event, stop)
+        else:
+            run_pool(specs, root, jobs, threads, on_event, stop)
+    for cell in todo:  # anything an executor did not answer for did not run
+        outcomes.setdefault(cell.run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
+    counts = count_outcomes(outcomes)
+    say(f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return outcomes
+
+
+def count_outcomes(outcomes: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in outcomes.values():
+        counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+    return counts
 
 
 # ---- parallelism ----------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def flops_per_step(spec: Any) -> int:
 
     task, solver = build(spec)
     solver = solver.to("cpu")
-    batch = TensorBatch.from_numpy(training_batch(task, spec.train_config, 0, None), "cpu")
+    batch = TensorBatch.from_numpy(training_batch(task, spec.train, 0, None), "cpu")
     torch.manual_seed(0)
     counter = FlopCounterMode(display=False)
     with counter:

@@ -1,0 +1,100 @@
+"""From settings to a frozen RunSpec, and from a RunSpec to a task and a fresh solver.
+
+`build_spec` validates every part (task, solver and its options, model, optimiser, training config,
+device, memory) before anything is written, so a bad run is one line and no folder. The spec holds
+resolved defaults (a thinker's G for this task, the solver's batch), so the run id does not depend on
+which defaults were typed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from bench.config import TrainConfig, parse_options
+from bench.errors import UserError
+from bench.run.spec import RunSpec, check_memory
+from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, Unsupported, configure, make_solver, resolve_solver
+from tasks.base import Task
+from tasks.prompt import PromptedTask
+from tasks.registry import make_task
+
+
+class Refused(UserError):
+    """The solver cannot do this task (its `supports` gave a reason): a sweep skips such cells."""
+
+
+def model_task(task: str, max_value: int | None, params: dict[str, Any], model: ModelConfig) -> Task:
+    """The task as the model sees it: its questions laid out with the model's prompt style."""
+    return PromptedTask(make_task(task, max_value, params), model.prompt)
+
+
+def resolve_device(requested: str) -> str:
+    if requested not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device {requested!r} is not one of auto, cpu, cuda")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but no CUDA GPU is available here; use --device cpu or auto")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def build_spec(
+    task: str,
+    max_value: int | None,
+    task_overrides: dict[str, Any],
+    solver: str,
+    solver_options: dict[str, Any],
+    model: ModelConfig,
+    optim: OptimConfig,
+    train: TrainConfig,
+    device: str = "auto",
+    init: str | None = None,
+) -> RunSpec:
+    """Validate every part and freeze it into a spec. Raises one-line user errors (Refused when the
+    solver cannot do the task). Solver option values may be command-line text: parsed here."""
+    model.validate()
+    optim.validate()
+    task_obj = model_task(task, max_value, task_overrides, model)
+    shape = TaskShape.of(task_obj)
+    cls, canonical, options = solver_config(solver, task, shape, solver_options)
+    if train.batch == 0:  # 0 = the solver's default for this task (bench run without --batch)
+        train = dataclasses.replace(train, batch=default_batch(cls, shape, options)[0])
+    problems = train.validate()
+    if problems:
+        raise UserError(problems[0])
+    reason = cls.check_run(shape, model, options, train)  # checks that need the model or training settings
+    if reason:
+        raise UserError(f"solver {canonical}: {reason}")
+    resolved = resolve_device(device)
+    too_big = check_memory(shape, model, options, train, resolved)
+    if too_big:
+        raise UserError(too_big)
+    return RunSpec(task=task, task_params=task_obj.param_dict(), solver=canonical, solver_options=dataclasses.asdict(options),
+                   model=model, optim=optim, train=train, device=resolved, init=init)
+
+
+def solver_config(solver: str, task: str, shape: TaskShape, values: dict[str, Any]) -> tuple[type[Solver], str, Any]:
+    """(class, canonical name, typed options resolved for the task); command-line text parsed first."""
+    cls, _, _ = resolve_solver(solver)
+    try:
+        return configure(solver, shape, parse_options(cls.Options, values))
+    except Unsupported as refused:
+        raise Refused(f"solver {refused.solver} cannot do task {task}: {refused.reason}") from None
+
+
+def default_batch(cls: type[Solver], shape: TaskShape, options: Any) -> tuple[int, str]:
+    """(batch, why): the solver's own choice for this task (thinkers: solvers/think_options.py), else 256."""
+    return cls.default_batch(shape, options) or (TrainConfig.batch, "the default batch")
+
+
+def build(spec: RunSpec) -> tuple[Task, Solver]:
+    """The task and a freshly initialised solver (seeded) for a spec."""
+    task = model_task(spec.task, None, spec.task_params, spec.model)
+    torch.manual_seed(spec.train.seed)
+    _, _, flags = resolve_solver(spec.solver)  # the name sets these; the spec writes every option out
+    options = {k: v for k, v in spec.solver_options.items() if k not in flags}
+    solver = make_solver(spec.solver, TaskShape.of(task), spec.model, spec.optim, options)
+    return task, solver.to(spec.device)
