@@ -137,9 +137,10 @@ def run_table(
 
 
 def check_axis(axis: str | None, task: str | None = None) -> None:
-    """Raise a one-line ValueError unless `axis` is a parameter of `task` (or of some task)."""
+    """Raise a one-line UserError unless `axis` is a parameter of `task` (or of some task)."""
     import dataclasses
 
+    from bench.errors import UserError
     from tasks.registry import task_class, task_names
 
     if axis is None:
@@ -148,7 +149,7 @@ def check_axis(axis: str | None, task: str | None = None) -> None:
     params = sorted({f.name for name in names for f in dataclasses.fields(task_class(name).Params)})
     if axis not in params:
         where = f"task {task}" if task else "any task"
-        raise ValueError(f"--axis {axis!r} is not a parameter of {where}; valid: {', '.join(params)}")
+        raise UserError(f"--axis {axis!r} is not a parameter of {where}; valid: {', '.join(params)}")
 
 
 def with_scale_axis(runs: pd.DataFrame, axis: str | None) -> pd.DataFrame:

@@ -65,10 +65,7 @@ def compare_command(
         raise UserError(f"--format {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
     if not 0.0 < min_rate <= 1.0:
         raise UserError(f"--min-rate {min_rate} must be in (0, 1]")
-    try:
-        check_axis(axis, task)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    check_axis(axis, task)
     root = readable_root(results)
     canonical = canonical_solver(solver) if solver else None
     run_ids = sweep_run_ids(root, sweep) if sweep else None

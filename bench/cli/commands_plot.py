@@ -36,10 +36,7 @@ def plot(
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise UserError(f"--kind {kind!r} is not valid; valid: {', '.join(KINDS)} (comma-separated)")
-    try:
-        check_axis(axis, task)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    check_axis(axis, task)
     root = results_root(results)
     out_dir = check_writable(out if out is not None else root / "plots", "--out folder")
     wanted: set[str] | None = None
