@@ -82,7 +82,8 @@ def _step(net: Transformer, want_hidden: bool, lo: int, hi: int, **kwargs: Any) 
 
 
 def rollout(
-    solver: Any, questions: torch.Tensor, K: int, G: int, mode: str, epsilon: float = 0.0, want_hidden: bool = False
+    solver: Any, questions: torch.Tensor, K: int, G: int, mode: str, epsilon: float = 0.0, want_hidden: bool = False,
+    reference: torch.Tensor | None = None,
 ) -> Rollout:
     """Sample (mode 'sample' / 'gumbel') or pick greedily ('greedy') K thoughts for each question,
     G times, batched, with the KV cache. `solver` is a ThinkSolver (its `net`, token ids and flags).
@@ -90,8 +91,15 @@ def rollout(
     Rollouts form a prefix tree: the model runs once per distinct (question, thoughts so far),
     and each of the N = B*G rows reads its node's logits (`owner`). A confident policy therefore
     costs about B rows per step whatever G is, and the last thought's G samples cost nothing
-    more. Straight-through (gumbel) rows carry distinct soft inputs and are not shared."""
+    more. Straight-through (gumbel) rows carry distinct soft inputs and are not shared.
+
+    reference (B, K) thought ids (the clean reward's `truncate` credit): a row ends at its first
+    thought that differs from the reference, as at a stop: that thought is acted on, the later
+    slots hold <eot> and are neither valid nor acted on, and the row's prefix is not extended. No
+    later thought of such a row can earn the clean reward, so only the tree nodes still on the
+    reference are run: at most one per question and position, however diffuse the policy."""
     net, B, device = solver.net, questions.shape[0], questions.device
+    on_reference = None if reference is None else reference.repeat_interleave(G, dim=0)  # (N, K)
     lo, hi, eot = solver.action_lo, solver.action_hi, solver.eot
     fixed = solver.options.fixed
     N, A = B * G, hi - lo
@@ -101,6 +109,9 @@ def rollout(
     alive = torch.ones(N, dtype=torch.bool, device=device)
     ids, valid, acted, logps, entropies, softs, hiddens = [], [], [], [], [], [], []
     for j in range(K):
+        if last is None:  # truncated: every row has left the reference, nothing is left to sample
+            _append_ended(N, eot, device, ids, valid, acted, logps, entropies, hiddens, want_hidden, net.cfg.d_model)
+            continue
         node_logp = F.log_softmax(last.float(), dim=-1)  # (U, A)
         logp_all = node_logp[owner]  # (N, A)
         entropies.append(-(node_logp.exp() * node_logp).sum(dim=-1)[owner])
@@ -114,7 +125,10 @@ def rollout(
             if epsilon > 0:
                 explore = torch.rand(N, device=device) < epsilon
                 action = torch.where(explore, torch.randint_like(action, A), action)
-        logps.append(logp_all.gather(1, action[:, None]).squeeze(1))
+        logp_j, entropy_j = logp_all.gather(1, action[:, None]).squeeze(1), entropies[-1]
+        if on_reference is not None:  # rows that left the reference earlier read a stand-in node
+            logp_j, entropies[-1] = torch.where(alive, logp_j, 0.0), torch.where(alive, entropy_j, 0.0)
+        logps.append(logp_j)
         acted.append(alive)
         if fixed:
             valid_j = alive
@@ -124,6 +138,8 @@ def rollout(
         valid.append(valid_j)
         ids_j = torch.where(valid_j, lo + action, torch.full_like(action, eot))
         ids.append(ids_j)
+        if on_reference is not None:
+            alive = valid_j & (ids_j == on_reference[:, j])
         if soft is not None:
             softs.append(soft)
         if last_hidden is not None:
@@ -135,11 +151,20 @@ def rollout(
             embed = soft @ net.tok_emb.weight[lo:hi]
             last, cache, last_hidden = _step(net, want_hidden, lo, hi, inputs_embeds=embed[:, None], cache=cache)
             owner = torch.arange(N, device=device)
-        elif G == 1:  # no siblings to share with: skip the bookkeeping
+        elif G == 1 and on_reference is None:  # no siblings to share with: skip the bookkeeping
             last, cache, last_hidden = _step(net, want_hidden, lo, hi, tokens=ids_j[:, None], cache=cache)
         else:
             span = hi - eot
-            child, owner = torch.unique(owner * span + (ids_j - eot), return_inverse=True)
+            codes = owner * span + (ids_j - eot)
+            if on_reference is None:
+                child, owner = torch.unique(codes, return_inverse=True)
+            else:  # only rows still on the reference get a child node; the others point at node 0
+                kept = alive.nonzero().squeeze(1)
+                child, kept_owner = torch.unique(codes[kept], return_inverse=True)
+                owner = torch.zeros_like(owner).index_copy(0, kept, kept_owner)
+                if child.numel() == 0:
+                    last = None
+                    continue
             parent, token = child // span, child % span + eot
             cache = [(k[parent], v[parent]) for k, v in cache]
             last, cache, last_hidden = _step(net, want_hidden, lo, hi, tokens=token[:, None], cache=cache)
@@ -159,6 +184,20 @@ def rollout(
         cache=cache,
         owner=owner,
     )
+
+
+def _append_ended(
+    N: int, eot: int, device: Any, ids: list, valid: list, acted: list, logps: list, entropies: list,
+    hiddens: list, want_hidden: bool, width: int,
+) -> None:
+    """One slot of N rows that have all ended (truncated): <eot>, not valid, not acted on."""
+    ids.append(torch.full((N,), eot, dtype=torch.long, device=device))
+    valid.append(torch.zeros(N, dtype=torch.bool, device=device))
+    acted.append(torch.zeros(N, dtype=torch.bool, device=device))
+    logps.append(torch.zeros(N, device=device))
+    entropies.append(torch.zeros(N, device=device))
+    if want_hidden:
+        hiddens.append(torch.zeros(N, width, device=device))
 
 
 @torch.no_grad()

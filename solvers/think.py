@@ -142,9 +142,13 @@ class ThinkSolver(Solver):
             valid[:, n:] = False
         return torch.where(valid, self.thought0 + index, torch.full_like(index, self.eot)), valid
 
-    def rollout(self, questions: torch.Tensor, K: int, G: int, mode: str, epsilon: float = 0.0, want_hidden: bool = False) -> Rollout:
-        """K thoughts per question, G times, as one prefix-tree batch (solvers/rollout.py)."""
-        return sample_rollout(self, questions, K, G, mode, epsilon, want_hidden)
+    def rollout(
+        self, questions: torch.Tensor, K: int, G: int, mode: str, epsilon: float = 0.0, want_hidden: bool = False,
+        reference: torch.Tensor | None = None,
+    ) -> Rollout:
+        """K thoughts per question, G times, as one prefix-tree batch (solvers/rollout.py); rows end at
+        their first thought off `reference` when it is given (credit truncate)."""
+        return sample_rollout(self, questions, K, G, mode, epsilon, want_hidden, reference)
 
     def _inputs(
         self, net: Transformer, prefix: torch.Tensor, ids: torch.Tensor, soft: torch.Tensor | None, suffix: torch.Tensor,
@@ -235,7 +239,8 @@ class ThinkSolver(Solver):
         samples = G if (o.estimator == "reinforce" or o.super) else 1
         rollout_questions, rollout_answers = Q.repeat_interleave(samples, dim=0), A.repeat_interleave(samples, dim=0)
         mode = "gumbel" if o.estimator == "gumbel" else "sample"
-        roll = self.rollout(Q, K, samples, mode, o.epsilon, want_hidden=o.baseline == "value")
+        truncate_at = ref_ids if o.credit == "truncate" else None
+        roll = self.rollout(Q, K, samples, mode, o.epsilon, want_hidden=o.baseline == "value", reference=truncate_at)
         rewards, sequence_reward, extra_loss = self._rewards(roll, rollout_questions, rollout_answers, ref_ids, ref_valid, samples)
         total = total + extra_loss
         if o.estimator == "gumbel":

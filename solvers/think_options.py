@@ -81,8 +81,10 @@ class ThinkOptions(SolverOptions):
     equal_groups: Literal["batch", "none"] = "batch"
     """Groups whose G rewards all agree: baseline = the batch mean (a failing question is pushed off its
     wrong thoughts) or none (GRPO: no gradient; such questions can stay confidently wrong)."""
-    credit: Literal["position", "sequence"] = "position"
-    """Clean reward: position (thought i scored by whether t1..ti match) or sequence (all by the whole)."""
+    credit: Literal["position", "truncate", "sequence"] = "position"
+    """Clean reward: position (thought i scored by whether t1..ti match), truncate (position, and a
+    rollout ends at its first wrong thought: nothing after it can score, so it is neither sampled nor
+    trained on; far fewer rows to run while the policy is diffuse) or sequence (all by the whole)."""
     normalize: bool = True
     """Divide advantages by the std of the group's rewards (zero-std groups unscaled; std floor 0.05)."""
     epsilon: float = 0.0
@@ -112,6 +114,11 @@ class ThinkOptions(SolverOptions):
             raise SolverError("--reward clean is the clean flag: use a name with _super_clean")
         if self.reward_kind == "clean" and self.baseline == "reference":
             raise SolverError("--baseline reference scores the answer without thoughts, which the clean reward does not score; use group, loo, batch or value")
+        if self.credit == "truncate" and (self.reward_kind != "clean" or self.estimator != "reinforce" or self.search):
+            raise SolverError(
+                "--credit truncate ends a rollout at its first thought off the reference trace: it needs the clean "
+                "reward (a name with _super_clean), --estimator reinforce and no search"
+            )
         if self.search and self.estimator == "gumbel":
             raise SolverError("search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search")
         if not 0.0 <= self.epsilon <= 1.0:
