@@ -104,6 +104,10 @@ def test_perf_think_times_the_whole_step_and_profiles() -> None:
                                    "--layers", "1", "--profile"])
     assert profiled.exit_code == 0, profiled.output
     assert "where the step's time goes" in profiled.output and "Self CPU" in profiled.output
+    truncated = runner.invoke(app, ["perf", "think", "--batch", "4", "--group", "2", "--rounds", "1", "--steps", "1",
+                                    "--d-model", "16", "--layers", "1", "--credit", "truncate", "--format", "json"])
+    assert truncated.exit_code == 0, truncated.output
+    assert json.loads(truncated.stdout)[0]["credit"] == "truncate"
 
 
 @pytest.mark.parametrize(
@@ -114,6 +118,8 @@ def test_perf_think_times_the_whole_step_and_profiles() -> None:
         (["--thoughts", "0"], "budgets >= 1"),
         (["--batch", "0"], "--batch=0"),
         (["--format", "xml"], "'xml'"),
+        (["--credit", "bogus"], "'bogus'"),
+        (["--solver", "think_fixed_blind_super", "--credit", "truncate"], "clean reward"),
     ],
 )
 def test_perf_think_bad_input(args: list[str], fragment: str) -> None:

@@ -24,6 +24,7 @@ def perf_think_command(
     thoughts: Optional[str] = typer.Option(None, "--thoughts", help="Thought budgets K, comma-separated (default: the solver's for the task)."),
     group: Optional[int] = typer.Option(None, "--group", help="Rollouts per question G (default: the solver's for the task)."),
     batch: Optional[int] = typer.Option(None, "--batch", help="Problems per step B (default: the solver's for the task, as bench run)."),
+    credit: Optional[str] = typer.Option(None, "--credit", help="Clean reward's credit: position (default), truncate or sequence (see bench solvers)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (bf16 autocast on CUDA, as bench run)."),
     rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds; the best round counts."),
     steps: int = typer.Option(2, "--steps", help="Timed steps per side per round."),
@@ -61,17 +62,17 @@ def perf_think_command(
         if value is not None and value < 1:
             raise UserError(f"{name}={value} must be at least 1")
     rows = [
-        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile)
+        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile, credit)
         for name in names for k in budgets
     ]
     if fmt == "json":
         print(json.dumps([{k: v for k, v in row.items() if k != "profile"} for row in rows]))
         return
     table = Table(title=f"thinker step vs gpt step on the same positions (B x G rows), {task} max {max_value}, {device}")
-    for column in ("solver", "K", "G", "B", "think ms", "gpt BxG ms", "ratio", "gpt B ms", "vs gpt B"):
+    for column in ("solver", "credit", "K", "G", "B", "think ms", "gpt BxG ms", "ratio", "gpt B ms", "vs gpt B"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["solver"], str(row["thoughts"]), str(row["group"]), str(row["batch"]), f"{row['think_ms']:.1f}",
+        table.add_row(row["solver"], str(row["credit"]), str(row["thoughts"]), str(row["group"]), str(row["batch"]), f"{row['think_ms']:.1f}",
                       f"{row['gpt_same_positions_ms']:.1f}", f"{row['ratio']:.2f}", f"{row['gpt_ms']:.1f}", f"{row['ratio_to_gpt_batch']:.1f}")
     console = Console(highlight=False)
     console.print(table)

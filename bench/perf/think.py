@@ -29,6 +29,7 @@ def think_step_cost(
     solver: str = "think_fixed_blind_super_clean", task_name: str = "add", max_value: int | None = 100,
     thoughts: int | None = None, group: int | None = None, batch: int | None = None, rounds: int = 3,
     steps: int = 2, d_model: int = 128, layers: int = 2, device: str = "cpu", profile: bool = False,
+    credit: str | None = None,
 ) -> dict[str, Any]:
     """Milliseconds per training step of `solver`, of gpt on B x G rows of the rollout's length, and
     of gpt on the B problems; the best round of each counts. profile: also a torch.profiler table of
@@ -42,7 +43,7 @@ def think_step_cost(
     task = make_task(task_name, max_value)
     shape = TaskShape.of(task)
     cls, canonical, flags = resolve_solver(solver)
-    given = {k: v for k, v in {"thoughts": thoughts, "group": group}.items() if v is not None}
+    given = {k: v for k, v in {"thoughts": thoughts, "group": group, "credit": credit}.items() if v is not None}
     options = make_options(cls, canonical, flags, given)
     options = options.resolved(shape)
     B = batch if batch is not None else default_batch(cls, shape, options)[0]
@@ -91,7 +92,7 @@ def think_step_cost(
     best = {name: min(values) for name, values in timings.items()}
     return {
         "solver": thinker.name, "task": task_name, "max": max_value, "device": device,
-        "thoughts": K, "group": G, "batch": B, "length": shape.question_len + K + 2 + shape.answer_len,
+        "thoughts": K, "group": G, "batch": B, "credit": options.credit, "length": shape.question_len + K + 2 + shape.answer_len,
         "think_ms": round(1000 * best["think"], 2),
         "gpt_same_positions_ms": round(1000 * best["gpt_same_positions"], 2),
         "gpt_ms": round(1000 * best["gpt"], 2),
