@@ -345,15 +345,17 @@ def test_estimators_and_baselines_train(name: str, options: dict) -> None:
 
 
 # ---- a tiny real run: blind + super + clean learns ------------------------------------------------------------
-def test_blind_super_clean_learns_small_addition_in_seconds() -> None:
+@pytest.mark.parametrize("credit", ["position", "truncate"])
+def test_blind_super_clean_learns_small_addition_in_seconds(credit: str) -> None:
     """Acceptance 1 in miniature: add mod 20 (two trace digits), a small model, the default RL
-    recipe. Chance is 5%. Scored on questions of the *train* split: this tests that the RL loop learns
-    (thinker and answerer together), not generalisation, which at mod 20 is limited by the 168
-    unordered training pairs (the canonical-form split keeps b + a out of training when a + b is
-    held out), not by the RL."""
+    recipe (and with rollouts truncated at their first wrong thought). Chance is 5%. Scored on
+    questions of the *train* split: this tests that the RL loop learns (thinker and answerer
+    together), not generalisation, which at mod 20 is limited by the 168 unordered training pairs
+    (the canonical-form split keeps b + a out of training when a + b is held out), not by the RL."""
     task = make_task("add", 20)
     torch.manual_seed(0)
-    solver = make_solver("think_fixed_blind_super_clean", TaskShape.of(task), ModelConfig(d_model=64, layers=2, heads=4))
+    model = ModelConfig(d_model=64, layers=2, heads=4)
+    solver = make_solver("think_fixed_blind_super_clean", TaskShape.of(task), model, options={"credit": credit})
     seen = task.sample(stream_rng(7, "train"), 400, "train")
     start, accuracy = time.perf_counter(), 0.0
     for step in range(1000):
