@@ -109,12 +109,9 @@ def rollout(
     alive = torch.ones(N, dtype=torch.bool, device=device)
     ids, valid, acted, logps, entropies, softs, hiddens = [], [], [], [], [], [], []
     for j in range(K):
-        if last is None:  # truncated: every row has left the reference, nothing is left to sample
-            _append_ended(N, eot, device, ids, valid, acted, logps, entropies, hiddens, want_hidden, net.cfg.d_model)
-            continue
         node_logp = F.log_softmax(last.float(), dim=-1)  # (U, A)
         logp_all = node_logp[owner]  # (N, A)
-        entropies.append(-(node_logp.exp() * node_logp).sum(dim=-1)[owner])
+        entropy_j = -(node_logp.exp() * node_logp).sum(dim=-1)[owner]
         soft = None
         if mode == "greedy":
             action = logp_all.argmax(dim=-1)
@@ -125,10 +122,11 @@ def rollout(
             if epsilon > 0:
                 explore = torch.rand(N, device=device) < epsilon
                 action = torch.where(explore, torch.randint_like(action, A), action)
-        logp_j, entropy_j = logp_all.gather(1, action[:, None]).squeeze(1), entropies[-1]
+        logp_j = logp_all.gather(1, action[:, None]).squeeze(1)
         if on_reference is not None:  # rows that left the reference earlier read a stand-in node
-            logp_j, entropies[-1] = torch.where(alive, logp_j, 0.0), torch.where(alive, entropy_j, 0.0)
+            logp_j, entropy_j = torch.where(alive, logp_j, 0.0), torch.where(alive, entropy_j, 0.0)
         logps.append(logp_j)
+        entropies.append(entropy_j)
         acted.append(alive)
         if fixed:
             valid_j = alive
@@ -162,12 +160,17 @@ def rollout(
                 kept = alive.nonzero().squeeze(1)
                 child, kept_owner = torch.unique(codes[kept], return_inverse=True)
                 owner = torch.zeros_like(owner).index_copy(0, kept, kept_owner)
-                if child.numel() == 0:
-                    last = None
-                    continue
+                if child.numel() == 0:  # every row has left the reference: nothing left to sample
+                    break
             parent, token = child // span, child % span + eot
             cache = [(k[parent], v[parent]) for k, v in cache]
             last, cache, last_hidden = _step(net, want_hidden, lo, hi, tokens=token[:, None], cache=cache)
+    ended = K - len(ids)  # slots after a truncated loop's end: empty, as after every row's stop
+    if ended:
+        off = torch.zeros(N, dtype=torch.bool, device=device)
+        ids, valid, acted = ids + [torch.full_like(ids[-1], eot)] * ended, valid + [off] * ended, acted + [off] * ended
+        logps, entropies = logps + [torch.zeros_like(logps[-1])] * ended, entropies + [torch.zeros_like(entropies[-1])] * ended
+        hiddens = hiddens + [torch.zeros_like(hiddens[-1])] * ended if hiddens else hiddens
     empty = torch.zeros(N, 0, device=device)
 
     def stack(rows: list[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
@@ -184,20 +187,6 @@ def rollout(
         cache=cache,
         owner=owner,
     )
-
-
-def _append_ended(
-    N: int, eot: int, device: Any, ids: list, valid: list, acted: list, logps: list, entropies: list,
-    hiddens: list, want_hidden: bool, width: int,
-) -> None:
-    """One slot of N rows that have all ended (truncated): <eot>, not valid, not acted on."""
-    ids.append(torch.full((N,), eot, dtype=torch.long, device=device))
-    valid.append(torch.zeros(N, dtype=torch.bool, device=device))
-    acted.append(torch.zeros(N, dtype=torch.bool, device=device))
-    logps.append(torch.zeros(N, device=device))
-    entropies.append(torch.zeros(N, device=device))
-    if want_hidden:
-        hiddens.append(torch.zeros(N, width, device=device))
 
 
 @torch.no_grad()

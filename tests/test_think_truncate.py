@@ -1,6 +1,7 @@
 """credit truncate (issue 14): a clean-reward rollout ends at its first thought off the reference
 trace. Properties of the truncated rollout, equality with the untruncated sampler where nothing is
-cut, the cost it saves (tree nodes), a tiny real run that must learn, and the one-line refusals."""
+cut, the cost it saves (tree nodes) and the one-line refusals. The tiny run that must learn with it is
+test_think.py's test_blind_super_clean_learns_small_addition_in_seconds."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ TINY = ModelConfig(d_model=32, layers=1, heads=2)
 CLEAN = "think_fixed_blind_super_clean"
 
 
-def clean_thinker(scale: int, group: int, seed: int = 0, name: str = CLEAN):
+def clean_thinker(scale: int, group: int, seed: int = 0):
     torch.manual_seed(seed)
     task = make_task("add", scale)
-    solver = make_solver(name, TaskShape.of(task), TINY, options={"group": group, "credit": "truncate"})
+    solver = make_solver(CLEAN, TaskShape.of(task), TINY, options={"group": group, "credit": "truncate"})
     batch = TensorBatch.from_numpy(task.sample(stream_rng(seed, "train", 0), 12), "cpu")
     return solver, batch
 
