@@ -4,14 +4,19 @@ The research notes' first toy task. It is parallelisable (a single-token answer 
 residual-stream width, not depth), so it is a weak test of serial reasoning, and a good sanity check.
 
 Tokens: PAD=0, the number v is token v + 1.
-Reference trace: the answer's digits in `base`, least significant first (digit d is trace token d+1),
-the notes' thought scheme. Serial depth: the longest chain of consecutive carries in a + b.
+Reference trace (`trace`), least significant first, value v is trace token v + 1:
+- digits: the answer's digits in `base`, the notes' thought scheme. Digit i needs the carry into
+  column i, which no earlier thought states: a thought is as hard as the sum up to it.
+- columns: the column sums of a + b, c_i = a_i + b_i + carry_i in [0, 2 base), whose carry out
+  (c_i >= base) the next thought reads off this token; the last column keeps its carry, so the
+  columns spell a + b, and the answer is that mod m.
+Serial depth: the longest chain of consecutive carries in a + b.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,6 +30,8 @@ class AddParams:
     """Modulus m: operands and answer lie in [0, m)."""
     base: int = 10
     """Base of the reference trace's digits."""
+    trace: Literal["digits", "columns"] = "digits"
+    """Reference trace: the answer's digits, or the column sums of a + b (digit plus carry)."""
 
 
 def num_digits(max_value: int, base: int) -> int:
@@ -39,6 +46,19 @@ def digits_lsb_first(values: np.ndarray, base: int, count: int) -> np.ndarray:
     """(n,) -> (n, count) base-`base` digits, least significant first."""
     powers = base ** np.arange(count, dtype=np.int64)
     return (values[:, None] // powers[None, :]) % base
+
+
+def column_sums(a: np.ndarray, b: np.ndarray, base: int, count: int) -> np.ndarray:
+    """(n,), (n,) -> (n, count) column sums of a + b, least significant first: a_i + b_i + carry_i.
+    Each lies in [0, 2 base); the last keeps its carry out, so sum(c_i mod base * base**i for i <
+    count - 1) + c_last * base**(count - 1) == a + b when a, b < base**count."""
+    da, db = digits_lsb_first(a, base, count), digits_lsb_first(b, base, count)
+    columns = np.empty_like(da)
+    carry = np.zeros(len(a), dtype=np.int64)
+    for position in range(count):  # loop over digits, vectorised over problems
+        columns[:, position] = da[:, position] + db[:, position] + carry
+        carry = (columns[:, position] >= base).astype(np.int64)
+    return columns
 
 
 def longest_carry_chain(a: np.ndarray, b: np.ndarray, base: int, count: int) -> np.ndarray:
@@ -95,7 +115,12 @@ class AddTask(ModularSumForm, Task):
     Params = AddParams
     scale_param = "max"
     scale_help = "modulus m: a, b in [0, m)"
-    param_help = {"max": "modulus m (the scale)", "base": "base of the trace digits"}
+    param_help = {
+        "max": "modulus m (the scale)",
+        "base": "base of the trace digits",
+        "trace": "reference trace: digits (of the answer) or columns (sums of a + b with their carries)",
+    }
+    late_params = ("trace",)
 
     def validate(self) -> None:
         p = self.params
@@ -103,6 +128,8 @@ class AddTask(ModularSumForm, Task):
             raise TaskError(f"add: max={p.max} out of range; valid: 2..1000000")
         if not 2 <= p.base <= 64:
             raise TaskError(f"add: base={p.base} out of range; valid: 2..64")
+        if p.trace not in ("digits", "columns"):
+            raise TaskError(f"add: trace={p.trace!r} is not valid; valid: digits, columns")
 
     @property
     def vocab_size(self) -> int:
@@ -118,7 +145,8 @@ class AddTask(ModularSumForm, Task):
 
     @property
     def trace_vocab_size(self) -> int:
-        return self.params.base + 1
+        values = self.params.base if self.params.trace == "digits" else 2 * self.params.base
+        return values + 1
 
     @property
     def trace_len(self) -> int:
@@ -132,7 +160,10 @@ class AddTask(ModularSumForm, Task):
         digits = num_digits(m, base)
         questions = np.stack([a, b], axis=1) + 1
         answers = total[:, None] + 1
-        traces = digits_lsb_first(total, base, digits) + 1
+        if self.params.trace == "digits":
+            traces = digits_lsb_first(total, base, digits) + 1
+        else:
+            traces = column_sums(a, b, base, digits) + 1
         operand_digits = np.maximum(num_digits_each(np.maximum(a, b), base), 1)
         meta = {
             "size": operand_digits,
@@ -145,8 +176,9 @@ class AddTask(ModularSumForm, Task):
         shown = self.answer_json(answer)
         text = f"{a} + {b} (mod {self.params.max}) = {shown if shown is not None else '?'}"
         if trace is not None:
-            digits = [str(int(t) - 1) for t in trace if t != PAD]
-            text += f"   trace (base {self.params.base} digits, least significant first): {' '.join(digits)}"
+            values = " ".join(str(int(t) - 1) for t in trace if t != PAD)
+            kind = "digits" if self.params.trace == "digits" else "column sums with carries"
+            text += f"   trace (base {self.params.base} {kind}, least significant first): {values}"
         return text
 
 

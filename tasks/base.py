@@ -134,6 +134,9 @@ class Task(ABC):
     scale_help: ClassVar[str] = ""
     # Plain-words descriptions of each parameter, for `bench tasks` and error messages.
     param_help: ClassVar[dict[str, str]] = {}
+    # Parameters added after runs were stored: param_dict (and so a run's id) names them only when
+    # they differ from their default, so the ids of the runs made before them stay valid.
+    late_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -148,7 +151,9 @@ class Task(ABC):
         return int(getattr(self.params, self.scale_param))
 
     def param_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.params)
+        values = dataclasses.asdict(self.params)
+        defaults = dataclasses.asdict(self.Params())
+        return {k: v for k, v in values.items() if k not in self.late_params or v != defaults[k]}
 
     # ---- shapes and vocabularies --------------------------------------------------------------
     @property
