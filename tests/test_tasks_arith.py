@@ -110,6 +110,45 @@ def test_add_trace_digits_recompose_the_answer(m: int, base: int, seed: int) -> 
         assert depth == longest_carry_chain_py(a, b, base)
 
 
+
+def columns_py(a: int, b: int, base: int, count: int) -> list[int]:
+    """Schoolbook column sums of a + b, least significant first: digit + digit + carry in."""
+    da, db = digits_lsb(a, base), digits_lsb(b, base)
+    da, db = da + [0] * (count - len(da)), db + [0] * (count - len(db))
+    carry, out = 0, []
+    for x, y in zip(da, db):
+        out.append(x + y + carry)
+        carry = 1 if out[-1] >= base else 0
+    return out
+
+
+@PROPERTY
+@given(m=st.integers(2, 10**6), base=st.integers(2, 16), seed=SEEDS)
+def test_add_column_trace_is_the_schoolbook_columns_and_spells_a_plus_b(m: int, base: int, seed: int) -> None:
+    task = make_task("add", m, {"base": base, "trace": "columns"})
+    assert task.trace_vocab_size == 2 * base + 1
+    assert task.trace_len == make_task("add", m, {"base": base}).trace_len
+    batch = fresh(task, seed)
+    for question, answer, trace in zip(batch.questions, batch.answers, batch.traces):
+        a, b = values_of(question)
+        columns = values_of(trace)
+        assert columns == columns_py(a, b, base, task.trace_len)
+        assert all(0 <= c < 2 * base for c in columns)
+        last = len(columns) - 1
+        total = sum((c % base) * base**i for i, c in enumerate(columns[:last])) + columns[last] * base**last
+        assert total == a + b and total % m == int(answer[0]) - 1
+
+
+def test_add_trace_kind_is_checked_and_named_in_run_ids_only_when_not_the_default() -> None:
+    with pytest.raises(TaskError, match="'carries' is not one of digits, columns"):
+        make_task("add", 100, {"trace": "carries"})
+    assert "trace" not in make_task("add", 100).param_dict()  # ids of runs stored before it stay valid
+    assert make_task("add", 100, {"trace": "digits"}).param_dict() == make_task("add", 100).param_dict()
+    assert make_task("add", 100, {"trace": "columns"}).param_dict()["trace"] == "columns"
+    question, answer = np.array([48, 76]), np.array([23])  # 47 + 75 = 122 = 22 mod 100
+    text = make_task("add", 100, {"trace": "columns"}).render(question, answer, np.array([13, 13]))
+    assert text.endswith("column sums with carries, least significant first): 12 12")
+
 # ---- multiadd ----------------------------------------------------------------------------------
 @PROPERTY
 @given(m=st.integers(2, 5000), terms=st.integers(2, 32), seed=SEEDS, delta=st.integers(1, 10**6))

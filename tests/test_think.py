@@ -345,14 +345,15 @@ def test_estimators_and_baselines_train(name: str, options: dict) -> None:
 
 
 # ---- a tiny real run: blind + super + clean learns ------------------------------------------------------------
-@pytest.mark.parametrize("credit", ["position", "truncate"])
-def test_blind_super_clean_learns_small_addition_in_seconds(credit: str) -> None:
+@pytest.mark.parametrize(("credit", "trace"), [("position", "digits"), ("truncate", "digits"), ("truncate", "columns")])
+def test_blind_super_clean_learns_small_addition_in_seconds(credit: str, trace: str) -> None:
     """Acceptance 1 in miniature: add mod 20 (two trace digits), a small model, the default RL
-    recipe (and with rollouts truncated at their first wrong thought). Chance is 5%. Scored on
+    recipe (and with rollouts truncated at their first wrong thought, and with the column-sum trace).
+    Chance is 5%. Scored on
     questions of the *train* split: this tests that the RL loop learns (thinker and answerer
     together), not generalisation, which at mod 20 is limited by the 168 unordered training pairs
     (the canonical-form split keeps b + a out of training when a + b is held out), not by the RL."""
-    task = make_task("add", 20)
+    task = make_task("add", 20, {"trace": trace})
     torch.manual_seed(0)
     model = ModelConfig(d_model=64, layers=2, heads=4)
     solver = make_solver("think_fixed_blind_super_clean", TaskShape.of(task), model, options={"credit": credit})
