@@ -19,6 +19,9 @@ Flags (any order parses to the canonical order below; `clean` without `super` is
 - search: best-of-G over sampled thoughts (scored by the reward), and the best rollout of each
           question, where it beats its group, becomes a supervised target for the thinking policy.
 
+`--opt estimator=imitate` (with super) replaces the RL by cross-entropy on the reference thoughts:
+supervised chain of thought, the control that says what RL on the same trace leaves on the table.
+
 Why the defaults are what they are (the measurements behind G, the baselines, the entropy bonus and
 the rewards): docs/THINKERS.md.
 
@@ -235,6 +238,8 @@ class ThinkSolver(Solver):
             metrics["answer_loss"] = float(answer_loss.detach())
         if o.search:
             return self._search_loss(batch, total, metrics, ref_ids, ref_valid)
+        if o.estimator == "imitate":
+            return self._imitation_loss(Q, ref_ids, ref_valid, total, metrics)
         # Rollouts per question: G, except straight-through Gumbel without super, where one sample suffices.
         samples = G if (o.estimator == "reinforce" or o.super) else 1
         rollout_questions, rollout_answers = Q.repeat_interleave(samples, dim=0), A.repeat_interleave(samples, dim=0)
@@ -308,6 +313,32 @@ class ThinkSolver(Solver):
             estimate = (logits.detach().argmax(-1) == A).all(dim=1).float()
         return estimate.repeat_interleave(G)[:, None], ce.mean() / A.shape[1]
 
+    def thought_log_probs(self, Q: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The thinking policy on given thoughts, teacher-forced: (log-prob of each slot's action (B, K),
+        the action logits (B, K, A)); a stop (<eot>) is action 0."""
+        logits, _, _ = self.net(torch.cat([Q, torch.full_like(Q[:, :1], self.bot), ids[:, :-1]], dim=1))
+        step_logits = logits[:, Q.shape[1] :, self.action_lo : self.action_hi].float()
+        logp = F.log_softmax(step_logits, dim=-1).gather(2, (ids - self.action_lo).clamp_min(0)[..., None]).squeeze(-1)
+        return logp, step_logits
+
+    def _imitation_loss(
+        self, Q: torch.Tensor, ref_ids: torch.Tensor | None, ref_valid: torch.Tensor | None,
+        total: torch.Tensor, metrics: dict[str, float],
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """estimator imitate: cross-entropy of the thinking policy on the reference thoughts (and on the
+        stop after them, unless fixed): supervised chain of thought, the bound RL on the same trace
+        can reach."""
+        assert ref_ids is not None and ref_valid is not None
+        logp, step_logits = self.thought_log_probs(Q, ref_ids)
+        acted = torch.cat([torch.ones_like(ref_valid[:, :1]), ref_valid[:, :-1]], dim=1).float()  # reached slots
+        total = total - (logp * acted).sum() / acted.sum()
+        entropy = (rl.categorical_entropy(step_logits) * acted).sum() / acted.sum()
+        right = (step_logits.argmax(-1) + self.action_lo == ref_ids).float()
+        for i in range(min(4, right.shape[1])):  # teacher-forced: slot i given the reference before it
+            metrics[f"trace_match_{i}"] = float(right[:, i].mean())
+        metrics["entropy"] = float(entropy.detach())
+        return total - self.options.entropy_weight * entropy, metrics
+
     def _search_loss(
         self, batch: TensorBatch, total: torch.Tensor, metrics: dict[str, float],
         ref_ids: torch.Tensor | None, ref_valid: torch.Tensor | None,
@@ -325,9 +356,7 @@ class ThinkSolver(Solver):
             best = rl.best_of_group(sequence + 1e-3 * rewards.mean(dim=1), G)  # ties: longer right prefix
         ids, valid, acted = roll.ids[best], roll.valid[best], roll.acted[best]
         weights = adv[best].clamp_min(0) * acted
-        logits, _, _ = self.net(torch.cat([Q, torch.full_like(Q[:, :1], self.bot), ids[:, :-1]], dim=1))
-        step_logits = logits[:, Q.shape[1] :, self.action_lo : self.action_hi].float()  # (B, K, A)
-        logp = F.log_softmax(step_logits, dim=-1).gather(2, (ids - self.action_lo).clamp_min(0)[..., None]).squeeze(-1)
+        logp, step_logits = self.thought_log_probs(Q, ids)
         # A stop choice is action 0 (<eot>); slots the policy never reached carry weight 0.
         total = total - (weights * logp).sum() / acted.sum().clamp_min(1)
         if not o.super:  # the answerer learns from the thoughts it is shown: the chosen ones

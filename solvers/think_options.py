@@ -70,8 +70,10 @@ class ThinkOptions(SolverOptions):
     """Thought budget K. Default: the task's trace length under super, else 4."""
     thought_vocab: int = 16
     """Thought tokens when not super (super uses the task's trace alphabet)."""
-    estimator: Literal["reinforce", "gumbel"] = "reinforce"
-    """reinforce (log-prob gradient) or gumbel (straight-through Gumbel-softmax through the thoughts)."""
+    estimator: Literal["reinforce", "gumbel", "imitate"] = "reinforce"
+    """reinforce (log-prob gradient), gumbel (straight-through Gumbel-softmax through the thoughts) or
+    imitate (cross-entropy on the reference trace, teacher-forced: supervised chain of thought, not RL;
+    needs super)."""
     baseline: Literal["batch", "group", "loo", "reference", "value"] = "group"
     """group: mean of the question's G rollouts (GRPO), which credits useful thoughts, not easy questions."""
     group: int | None = None
@@ -91,7 +93,7 @@ class ThinkOptions(SolverOptions):
     """Epsilon-greedy: share of thoughts drawn uniformly instead of from the policy."""
     entropy: float | None = None
     """Entropy bonus weight. Default: 0.01 with the clean reward; 0.1 with answerer-scored rewards,
-    whose hedging saddle otherwise traps the policy (measured on add mod 100)."""
+    whose hedging saddle otherwise traps the policy (measured on add mod 100); 0 with imitate."""
     tau: float = 1.0
     """Gumbel-softmax temperature (estimator gumbel)."""
     think_lr: float = 0.0
@@ -119,6 +121,11 @@ class ThinkOptions(SolverOptions):
                 "--credit truncate ends a rollout at its first thought off the reference trace: it needs the clean "
                 "reward (a name with _super_clean), --estimator reinforce and no search"
             )
+        if self.estimator == "imitate" and (not self.super or self.search or self.epsilon > 0):
+            raise SolverError(
+                "--estimator imitate trains the thoughts on the reference trace: it needs super (a name with _super), "
+                "and no search or --epsilon (nothing is sampled in training)"
+            )
         if self.search and self.estimator == "gumbel":
             raise SolverError("search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search")
         if not 0.0 <= self.epsilon <= 1.0:
@@ -140,6 +147,8 @@ class ThinkOptions(SolverOptions):
     def entropy_weight(self) -> float:
         if self.entropy is not None:
             return self.entropy
+        if self.estimator == "imitate":  # nothing is sampled: no exploration to keep up
+            return 0.0
         return 0.01 if self.reward_kind == "clean" else 0.1
 
     @property

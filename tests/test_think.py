@@ -87,6 +87,10 @@ def test_bad_names_are_refused_in_one_line(name: str, fragment: str) -> None:
         ("think_fixed_super", {"credit": "truncate"}, "truncate"),
         ("think_fixed_super_clean_search", {"credit": "truncate"}, "no search"),
         ("think_fixed_super_clean", {"credit": "truncate", "estimator": "gumbel"}, "reinforce"),
+        ("think_fixed_super_clean", {"credit": "truncate", "estimator": "imitate"}, "reinforce"),
+        ("think_fixed", {"estimator": "imitate"}, "needs super"),
+        ("think_fixed_super_search", {"estimator": "imitate"}, "no search"),
+        ("think_fixed_super", {"estimator": "imitate", "epsilon": 0.1}, "--epsilon"),
         ("think_fixed", {"thoughts": 0}, "--thoughts=0"),
         ("think_fixed", {"epsilon": 1.5}, "--epsilon"),
         ("think_fixed", {"estimator": "magic"}, "magic"),
@@ -345,18 +349,26 @@ def test_estimators_and_baselines_train(name: str, options: dict) -> None:
 
 
 # ---- a tiny real run: blind + super + clean learns ------------------------------------------------------------
-@pytest.mark.parametrize(("credit", "trace"), [("position", "digits"), ("truncate", "digits"), ("truncate", "columns")])
-def test_blind_super_clean_learns_small_addition_in_seconds(credit: str, trace: str) -> None:
+@pytest.mark.parametrize(
+    ("options", "trace"),
+    [
+        ({"credit": "position"}, "digits"),
+        ({"credit": "truncate"}, "digits"),
+        ({"credit": "truncate"}, "columns"),
+        ({"estimator": "imitate"}, "columns"),
+    ],
+)
+def test_blind_super_clean_learns_small_addition_in_seconds(options: dict, trace: str) -> None:
     """Acceptance 1 in miniature: add mod 20 (two trace digits), a small model, the default RL
-    recipe (and with rollouts truncated at their first wrong thought, and with the column-sum trace).
-    Chance is 5%. Scored on
+    recipe (and with rollouts truncated at their first wrong thought, with the column-sum trace, and
+    with the thoughts imitating the trace instead of RL). Chance is 5%. Scored on
     questions of the *train* split: this tests that the RL loop learns (thinker and answerer
     together), not generalisation, which at mod 20 is limited by the 168 unordered training pairs
     (the canonical-form split keeps b + a out of training when a + b is held out), not by the RL."""
     task = make_task("add", 20, {"trace": trace})
     torch.manual_seed(0)
     model = ModelConfig(d_model=64, layers=2, heads=4)
-    solver = make_solver("think_fixed_blind_super_clean", TaskShape.of(task), model, options={"credit": credit})
+    solver = make_solver("think_fixed_blind_super_clean", TaskShape.of(task), model, options=options)
     seen = task.sample(stream_rng(7, "train"), 400, "train")
     start, accuracy = time.perf_counter(), 0.0
     for step in range(1000):
@@ -368,3 +380,25 @@ def test_blind_super_clean_learns_small_addition_in_seconds(credit: str, trace: 
             if accuracy >= 0.6:
                 break
     assert accuracy >= 0.4, f"accuracy {accuracy:.3f} after {step + 1} steps, {time.perf_counter() - start:.1f} s"
+
+
+# ---- estimator imitate: supervised chain of thought ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["think_fixed_blind_super_clean", "think_super"])
+def test_imitation_loss_is_cross_entropy_on_the_reference_thoughts(name: str) -> None:
+    """The thinker's loss under imitate: the answerer's cross-entropy plus the thinking policy's
+    cross-entropy on the reference trace (and, unless fixed, on the stop after it); no entropy bonus."""
+    torch.manual_seed(0)
+    task = make_task("add", 100, {"trace": "columns"})
+    solver = make_solver(name, TaskShape.of(task), TINY, options={"estimator": "imitate"})
+    assert solver.options.entropy_weight == 0.0
+    batch = TensorBatch.from_numpy(task.sample(stream_rng(0, "train"), 32), "cpu")
+    loss, metrics = solver.loss(batch)
+    ref, valid = solver.reference_thoughts(batch.traces, solver.K)
+    Q = batch.questions
+    logits, _, _ = solver.net(torch.cat([Q, torch.full_like(Q[:, :1], solver.bot), ref[:, :-1]], dim=1))
+    actions = logits[:, Q.shape[1]:, solver.action_lo:solver.action_hi]
+    reached = torch.cat([torch.ones_like(valid[:, :1]), valid[:, :-1]], dim=1)  # fixed: every slot
+    thought_ce = F.cross_entropy(actions[reached].float(), (ref - solver.action_lo)[reached])
+    assert loss.item() == pytest.approx(metrics["answer_loss"] + thought_ce.item(), rel=1e-5)
+    loss.backward()
+    assert solver.net.tok_emb.weight.grad is not None and solver.net.tok_emb.weight.grad.abs().sum() > 0
