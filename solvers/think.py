@@ -45,6 +45,7 @@ from solvers.think_options import EXAMPLES, FLAGS, ThinkOptions, parse_think_nam
 from solvers.core import CoreConfig, Transformer, causal_mask
 from solvers.rollout import Rollout, distinct_rows, head_columns, rollout_diagnostics
 from solvers.rollout import rollout as sample_rollout
+from solvers.think_targets import imitation_loss, search_loss
 
 def _ce_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy per row, summed over the row's tokens: (N, L, V), (N, L) -> (N,)."""
@@ -236,10 +237,10 @@ class ThinkSolver(Solver):
             answer_loss = F.cross_entropy(logits.reshape(-1, self.V).float(), A.reshape(-1))
             total = total + answer_loss
             metrics["answer_loss"] = float(answer_loss.detach())
-        if o.search:
-            return self._search_loss(batch, total, metrics, ref_ids, ref_valid)
-        if o.estimator == "imitate":
-            return self._imitation_loss(Q, ref_ids, ref_valid, total, metrics)
+        if o.search or o.estimator == "imitate":  # thoughts trained on targets (solvers/think_targets.py)
+            target_loss, target_metrics = (search_loss(self, batch, ref_ids, ref_valid) if o.search
+                                           else imitation_loss(self, Q, ref_ids, ref_valid))
+            return total + target_loss, {**metrics, **target_metrics}
         # Rollouts per question: G, except straight-through Gumbel without super, where one sample suffices.
         samples = G if (o.estimator == "reinforce" or o.super) else 1
         rollout_questions, rollout_answers = Q.repeat_interleave(samples, dim=0), A.repeat_interleave(samples, dim=0)
@@ -312,61 +313,6 @@ class ThinkSolver(Solver):
         else:
             estimate = (logits.detach().argmax(-1) == A).all(dim=1).float()
         return estimate.repeat_interleave(G)[:, None], ce.mean() / A.shape[1]
-
-    def thought_log_probs(self, Q: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The thinking policy on given thoughts, teacher-forced: (log-prob of each slot's action (B, K),
-        the action logits (B, K, A)); a stop (<eot>) is action 0."""
-        logits, _, _ = self.net(torch.cat([Q, torch.full_like(Q[:, :1], self.bot), ids[:, :-1]], dim=1))
-        step_logits = logits[:, Q.shape[1] :, self.action_lo : self.action_hi].float()
-        logp = F.log_softmax(step_logits, dim=-1).gather(2, (ids - self.action_lo).clamp_min(0)[..., None]).squeeze(-1)
-        return logp, step_logits
-
-    def _imitation_loss(
-        self, Q: torch.Tensor, ref_ids: torch.Tensor | None, ref_valid: torch.Tensor | None,
-        total: torch.Tensor, metrics: dict[str, float],
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """estimator imitate: cross-entropy of the thinking policy on the reference thoughts (and on the
-        stop after them, unless fixed): supervised chain of thought, the bound RL on the same trace
-        can reach."""
-        assert ref_ids is not None and ref_valid is not None
-        logp, step_logits = self.thought_log_probs(Q, ref_ids)
-        acted = torch.cat([torch.ones_like(ref_valid[:, :1]), ref_valid[:, :-1]], dim=1).float()  # reached slots
-        total = total - (logp * acted).sum() / acted.sum()
-        entropy = (rl.categorical_entropy(step_logits) * acted).sum() / acted.sum()
-        right = (step_logits.argmax(-1) + self.action_lo == ref_ids).float()
-        for i in range(min(4, right.shape[1])):  # teacher-forced: slot i given the reference before it
-            metrics[f"trace_match_{i}"] = float(right[:, i].mean())
-        metrics["entropy"] = float(entropy.detach())
-        return total - self.options.entropy_weight * entropy, metrics
-
-    def _search_loss(
-        self, batch: TensorBatch, total: torch.Tensor, metrics: dict[str, float],
-        ref_ids: torch.Tensor | None, ref_valid: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Best-of-G: sample G thoughts per question without gradients, score them by the reward,
-        and train the thinking policy by cross-entropy on each question's best rollout at the
-        positions where it beats its group (weights = its positive advantages)."""
-        o, K, G = self.options, self.K, self.G
-        Q, A = batch.questions, batch.answers
-        Qg, Ag = Q.repeat_interleave(G, dim=0), A.repeat_interleave(G, dim=0)
-        with torch.no_grad():
-            roll = self.rollout(Q, K, G, "sample", o.epsilon)
-            rewards, sequence, _ = self._rewards(roll, Qg, Ag, ref_ids, ref_valid, G)
-            adv = rl.advantages(rewards, rl.group_baseline(rewards, G), G, o.normalize, per_group=True)
-            best = rl.best_of_group(sequence + 1e-3 * rewards.mean(dim=1), G)  # ties: longer right prefix
-        ids, valid, acted = roll.ids[best], roll.valid[best], roll.acted[best]
-        weights = adv[best].clamp_min(0) * acted
-        logp, step_logits = self.thought_log_probs(Q, ids)
-        # A stop choice is action 0 (<eot>); slots the policy never reached carry weight 0.
-        total = total - (weights * logp).sum() / acted.sum().clamp_min(1)
-        if not o.super:  # the answerer learns from the thoughts it is shown: the chosen ones
-            logits_a = self.answer_logits(Q, ids, valid, A)
-            total = total + F.cross_entropy(logits_a.reshape(-1, self.V).float(), A.reshape(-1))
-        entropy = rl.categorical_entropy(step_logits)
-        metrics.update(self._rollout_metrics(roll, rewards, sequence, G, ref_ids))
-        metrics["entropy"] = float(((entropy * acted).sum() / acted.sum().clamp_min(1)).detach())
-        metrics["best_reward"] = float(sequence[best].mean())
-        return total - o.entropy_weight * (entropy * acted).sum() / acted.sum().clamp_min(1), metrics
 
     def _rollout_metrics(
         self, roll: Rollout, rewards: torch.Tensor, sequence: torch.Tensor, G: int, ref_ids: torch.Tensor | None
