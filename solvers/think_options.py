@@ -179,4 +179,6 @@ def step_defaults(shape: TaskShape, options: ThinkOptions) -> StepDefaults:
                f"{G * batch} rollouts a step, the rows of a gpt step at batch 256")
     if options.group is not None:
         G, why = options.group, why + f"; G = {options.group} given"
+    if options.estimator == "imitate":
+        why += "; imitate samples no rollouts in training, so G is unused"
     return StepDefaults(K, G, batch, why)
