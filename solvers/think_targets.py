@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from solvers import rl
 from solvers.base import TensorBatch
+from solvers.rollout import head_columns
 
 if TYPE_CHECKING:
     from solvers.think import ThinkSolver
@@ -22,8 +23,11 @@ if TYPE_CHECKING:
 def thought_log_probs(solver: ThinkSolver, Q: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The thinking policy on given thoughts, teacher-forced: (log-prob of each slot's action (B, K),
     the action logits (B, K, A)); a stop (<eot>) is action 0."""
-    logits, _, _ = solver.net(torch.cat([Q, torch.full_like(Q[:, :1], solver.bot), ids[:, :-1]], dim=1))
-    step_logits = logits[:, Q.shape[1] :, solver.action_lo : solver.action_hi].float()
+    net = solver.net
+    _, _, hidden = net(torch.cat([Q, torch.full_like(Q[:, :1], solver.bot), ids[:, :-1]], dim=1),
+                       hidden_layer=net.cfg.layers, compute_logits=False)
+    # Unembed only the thought positions' action columns (at add mod 1000: 21 of 1,014 columns).
+    step_logits = head_columns(net, hidden[:, Q.shape[1] :], solver.action_lo, solver.action_hi).float()
     logp = F.log_softmax(step_logits, dim=-1).gather(2, (ids - solver.action_lo).clamp_min(0)[..., None]).squeeze(-1)
     return logp, step_logits
 

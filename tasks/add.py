@@ -63,15 +63,12 @@ def column_sums(a: np.ndarray, b: np.ndarray, base: int, count: int) -> np.ndarr
 
 def longest_carry_chain(a: np.ndarray, b: np.ndarray, base: int, count: int) -> np.ndarray:
     """Length of the longest run of consecutive digit positions that emit a carry in a + b."""
-    da, db = digits_lsb_first(a, base, count), digits_lsb_first(b, base, count)
-    carry = np.zeros(len(a), dtype=np.int64)
+    carries = column_sums(a, b, base, count) >= base  # (n, count): column i carries out
     run = np.zeros(len(a), dtype=np.int64)
     longest = np.zeros(len(a), dtype=np.int64)
     for position in range(count):  # loop over digits, vectorised over problems
-        carry = (da[:, position] + db[:, position] + carry) >= base
-        run = np.where(carry, run + 1, 0)
+        run = np.where(carries[:, position], run + 1, 0)
         longest = np.maximum(longest, run)
-        carry = carry.astype(np.int64)
     return longest
 
 

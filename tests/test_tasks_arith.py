@@ -110,7 +110,6 @@ def test_add_trace_digits_recompose_the_answer(m: int, base: int, seed: int) -> 
         assert depth == longest_carry_chain_py(a, b, base)
 
 
-
 def columns_py(a: int, b: int, base: int, count: int) -> list[int]:
     """Schoolbook column sums of a + b, least significant first: digit + digit + carry in."""
     da, db = digits_lsb(a, base), digits_lsb(b, base)
@@ -148,6 +147,7 @@ def test_add_trace_kind_is_checked_and_named_in_run_ids_only_when_not_the_defaul
     question, answer = np.array([48, 76]), np.array([23])  # 47 + 75 = 122 = 22 mod 100
     text = make_task("add", 100, {"trace": "columns"}).render(question, answer, np.array([13, 13]))
     assert text.endswith("column sums with carries, least significant first): 12 12")
+
 
 # ---- multiadd ----------------------------------------------------------------------------------
 @PROPERTY
