@@ -168,6 +168,19 @@ class AddTask(ModularSumForm, Task):
         }
         return Batch(questions, answers, traces, meta)
 
+    def code_features(self, batch: Batch) -> dict[str, np.ndarray]:
+        """The operands, the answer, its digits (least significant first) and the carries of a + b."""
+        a, b = batch.questions[:, 0] - 1, batch.questions[:, 1] - 1
+        m, base = self.params.max, self.params.base
+        count = num_digits(m, base)
+        total = (a + b) % m
+        features = {"a": a, "b": b, "answer": total}
+        answer_digits = digits_lsb_first(total, base, count)
+        features.update({f"answer digit {i + 1}": answer_digits[:, i] for i in range(count)})
+        carries = column_sums(a, b, base, count) >= base
+        features.update({f"carry out of column {i + 1}": carries[:, i].astype(np.int64) for i in range(count - 1)})
+        return features
+
     def render(self, question: np.ndarray, answer: np.ndarray, trace: np.ndarray | None = None) -> str:
         a, b = (int(t) - 1 for t in question)
         shown = self.answer_json(answer)

@@ -183,6 +183,15 @@ class Task(ABC):
     def generate(self, rng: np.random.Generator, n: int) -> Batch:
         """n fresh problems, ignoring splits. Vectorised or pooled: never a training bottleneck."""
 
+    def code_features(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Named features of each problem, (n,) or (n, ...) integer arrays, that an invented thought
+        language might encode (`bench inspect --code` probes for them). Default: each question
+        token, the answer, and each reference-trace token."""
+        features = {f"question token {j + 1}": batch.questions[:, j] for j in range(batch.questions.shape[1])}
+        features["answer"] = batch.answers
+        features.update({f"trace token {i + 1}": batch.traces[:, i] for i in range(batch.traces.shape[1])})
+        return features
+
     def canonical_questions(self, questions: np.ndarray) -> np.ndarray:
         """One row per question that is equal for trivially equivalent problems (e.g. a + b and
         b + a). Splits are assigned by hashing this form. Default: the question itself."""

@@ -111,6 +111,9 @@ class PromptedTask(Task):
     def problem_json(self, question: np.ndarray) -> dict[str, Any]:
         return self.inner.problem_json(self.strip(question))
 
+    def code_features(self, batch: Batch) -> dict[str, np.ndarray]:
+        return self.inner.code_features(Batch(self.strip(batch.questions), batch.answers, batch.traces, batch.meta))
+
     def answer_json(self, answer: np.ndarray) -> Any:
         return self.inner.answer_json(answer)
 

@@ -32,11 +32,12 @@ def inspect(
     n: int = typer.Option(10, "-n", help="Held-out problems to show."),
     thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Answer with this thought budget (default: the trained one)."),
     wrong: bool = typer.Option(False, "--wrong", help="Show only problems the model gets wrong."),
+    code: bool = typer.Option(False, "--code", help="Thinkers: what each thought position encodes (lookup probes to the task's features, fitted on training problems, scored on held-out ones)."),
     results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
 ) -> None:
     """Show a run's held-out problems with its thoughts, the reference trace and the answer, right or wrong.
 
-    Example: bench inspect 3f2a -n 10
+    Example: bench inspect 3f2a -n 10      (add --code: what the thoughts encode)
     """
     import torch
 
@@ -61,6 +62,8 @@ def inspect(
 
     if thoughts is not None and solver.thought_budget() is None:
         raise UserError(f"--thoughts {thoughts}: run {run_dir.run_id} is a {spec.solver} run, which does not think; leave --thoughts out")
+    if code and solver.thought_budget() is None:
+        raise UserError(f"--code: run {run_dir.run_id} is a {spec.solver} run, which does not think; --code probes a thinker's thought tokens")
     held_out = held_out_problems(task, spec.train_config)
     # --wrong looks further into the held-out set for enough wrong answers.
     pool = held_out if wrong else held_out.take(slice(0, min(n, len(held_out))))
@@ -108,6 +111,38 @@ def inspect(
         print_diagnostics(diagnostics, note)
     else:
         console.print("[dim]this solver reports no thought diagnostics (usefulness, agreement with the trace)[/]")
+    if code:
+        print_code_probes(task, solver, held_out, torch.device(device), thoughts, spec.train.seed)
+
+
+CODE_FIT_PROBLEMS = 10_000  # training problems the lookup probes are fitted on
+
+
+def print_code_probes(task: Any, solver: Any, held_out: Any, device: Any, thoughts: int | None, seed: int) -> None:
+    """Per feature of the task: held-out accuracy of a lookup probe from each thought position to
+    the feature, beside chance (bench/analysis/thought_code.py)."""
+    from bench.analysis.thought_code import probe_table
+    from bench.run.evaluate import predict_answers
+    from tasks import stream_rng
+
+    fit = task.sample(stream_rng(seed, "code-probe"), CODE_FIT_PROBLEMS, "train")
+    _, fit_thoughts = predict_answers(solver, fit.questions, device, thoughts)
+    _, test_thoughts = predict_answers(solver, held_out.questions, device, thoughts)
+    if fit_thoughts is None or test_thoughts is None or test_thoughts.shape[1] == 0:
+        raise UserError("--code needs a discrete thinker (think_*) with at least one thought; this run has no thought tokens to probe")
+    rows = probe_table(fit_thoughts, task.code_features(fit), test_thoughts, task.code_features(held_out))
+    table = Table(title=f"what the thoughts encode: lookup-probe accuracy on {len(held_out)} held-out problems "
+                        f"(fitted on {len(fit)} training problems)")
+    table.add_column("feature")
+    table.add_column("values", justify="right")
+    table.add_column("chance", justify="right")
+    for j in range(test_thoughts.shape[1]):
+        table.add_column(f"thought {j + 1}", justify="right")
+    for row in rows:
+        table.add_row(row.feature, str(row.values), f"{row.chance:.3f}", *(f"{v:.3f}" for v in row.per_position))
+    console.print(table)
+    distinct = len(np.unique(test_thoughts, axis=0))
+    console.print(f"{distinct} distinct thought strings on the held-out problems")
 
 
 def render_thoughts(task: Any, row: np.ndarray | None, as_trace: bool) -> str:
