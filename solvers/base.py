@@ -85,6 +85,14 @@ class SolverOptions:
 
     AUTO: ClassVar[dict[str, str]] = {}
     """Option name -> how its default is chosen per task, shown by `bench solvers` instead of the default."""
+    LATE: ClassVar[tuple[str, ...]] = ()
+    """Options added after runs were stored: written into a spec (so into its run id) only when they
+    differ from their default, so the ids of the runs made before them stay valid (as tasks' late_params)."""
+
+    def spec_dict(self) -> dict[str, object]:
+        """The options as a run spec writes them: every field, except late ones at their default."""
+        values, defaults = dataclasses.asdict(self), {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: v for k, v in values.items() if k not in self.LATE or v != defaults[k]}
 
     def validate(self) -> None:
         """Raise a one-line SolverError for a bad value or combination (called by make_options)."""

@@ -128,11 +128,14 @@ def categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(dim=-1)
 
 
-def gumbel_straight_through(logits: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gumbel_straight_through(logits: torch.Tensor, tau: float, noise: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Straight-through Gumbel-softmax: a one-hot sample in the forward pass whose gradient is the
-    relaxed sample's. Returns (one-hot (.., A) carrying the gradient, the sampled index (..))."""
-    gumbels = -torch.empty_like(logits, dtype=torch.float32).exponential_().log()
-    soft = F.softmax((logits.float() + gumbels) / tau, dim=-1)
+    relaxed sample's. Returns (one-hot (.., A) carrying the gradient, the sampled index (..)).
+    noise=False: the argmax, deterministic (straight-through softmax)."""
+    logits = logits.float()
+    if noise:
+        logits = logits - torch.empty_like(logits).exponential_().log()
+    soft = F.softmax(logits / tau, dim=-1)
     index = soft.argmax(dim=-1)
     hard = F.one_hot(index, soft.shape[-1]).to(soft.dtype)
     return hard - soft.detach() + soft, index

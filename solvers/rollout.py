@@ -116,7 +116,7 @@ def rollout(
         if mode == "greedy":
             action = logp_all.argmax(dim=-1)
         elif mode == "gumbel":
-            soft, action = rl.gumbel_straight_through(logp_all, solver.options.tau)
+            soft, action = rl.gumbel_straight_through(logp_all, solver.options.tau, noise=solver.options.estimator == "gumbel")
         else:
             action = torch.multinomial(logp_all.detach().exp(), 1).squeeze(1)
             if epsilon > 0:

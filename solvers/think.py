@@ -41,7 +41,7 @@ from torch.func import functional_call
 
 from solvers import rl
 from solvers.base import ModelConfig, OptimConfig, Prediction, Solver, SolverError, TaskShape, TensorBatch, register_solver
-from solvers.think_options import EXAMPLES, FLAGS, ThinkOptions, parse_think_name, step_defaults
+from solvers.think_options import EXAMPLES, FLAGS, STRAIGHT_THROUGH, ThinkOptions, parse_think_name, step_defaults
 from solvers.core import CoreConfig, Transformer, causal_mask
 from solvers.rollout import Rollout, distinct_rows, head_columns, rollout_diagnostics
 from solvers.rollout import rollout as sample_rollout
@@ -237,19 +237,23 @@ class ThinkSolver(Solver):
             answer_loss = F.cross_entropy(logits.reshape(-1, self.V).float(), A.reshape(-1))
             total = total + answer_loss
             metrics["answer_loss"] = float(answer_loss.detach())
+        if o.direct:
+            direct_loss, direct_accuracy = self.direct_answer_loss(Q, A)
+            total = total + o.direct * direct_loss
+            metrics.update(direct_loss=float(direct_loss.detach()), direct_accuracy=direct_accuracy)
         if o.search or o.estimator == "imitate":  # thoughts trained on targets (solvers/think_targets.py)
             target_loss, target_metrics = (search_loss(self, batch, ref_ids, ref_valid) if o.search
                                            else imitation_loss(self, Q, ref_ids, ref_valid))
             return total + target_loss, {**metrics, **target_metrics}
-        # Rollouts per question: G, except straight-through Gumbel without super, where one sample suffices.
+        # Rollouts per question: G, except straight-through estimators without super, where one suffices.
         samples = G if (o.estimator == "reinforce" or o.super) else 1
         rollout_questions, rollout_answers = Q.repeat_interleave(samples, dim=0), A.repeat_interleave(samples, dim=0)
-        mode = "gumbel" if o.estimator == "gumbel" else "sample"
+        mode = "gumbel" if o.estimator in STRAIGHT_THROUGH else "sample"
         truncate_at = ref_ids if o.credit == "truncate" else None
         roll = self.rollout(Q, K, samples, mode, o.epsilon, want_hidden=o.baseline == "value", reference=truncate_at)
         rewards, sequence_reward, extra_loss = self._rewards(roll, rollout_questions, rollout_answers, ref_ids, ref_valid, samples)
         total = total + extra_loss
-        if o.estimator == "gumbel":
+        if o.estimator in STRAIGHT_THROUGH:
             if o.super:  # the thinker maximises the (frozen) answerer's log-prob through its thoughts
                 logits = self.answer_logits(rollout_questions, roll.ids, roll.valid, rollout_answers, soft=roll.soft, frozen=True)
                 total = total + _ce_rows(logits, rollout_answers).mean()
@@ -272,6 +276,19 @@ class ThinkSolver(Solver):
         metrics.update(self._rollout_metrics(roll, rewards, sequence_reward, samples, ref_ids))
         metrics["entropy"] = float(entropy.detach())
         return total, metrics
+
+    def direct_answer_loss(self, questions: torch.Tensor, answers: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The thinking transformer answering directly (`--opt direct`): `[question] <bot> [answer]`
+        teacher-forced, the answer read from <bot> on as gpt reads it from its last question token.
+        Returns (cross-entropy, accuracy of whole answers)."""
+        bot = torch.full_like(answers[:, :1], self.bot)
+        tokens = torch.cat([questions, bot, answers[:, :-1]], dim=1)
+        _, _, hidden = self.net(tokens, hidden_layer=self.net.cfg.layers, compute_logits=False)
+        P, La = questions.shape[1], answers.shape[1]
+        logits = head_columns(self.net, hidden[:, P : P + La], 0, self.V)
+        loss = F.cross_entropy(logits.reshape(-1, self.V).float(), answers.reshape(-1))
+        accuracy = float((logits.detach().argmax(-1) == answers).all(dim=1).float().mean())
+        return loss, accuracy
 
     def _rewards(
         self, roll: Rollout, Qg: torch.Tensor, Ag: torch.Tensor, ref_ids: torch.Tensor | None,

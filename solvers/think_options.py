@@ -53,6 +53,10 @@ def parse_think_name(name: str) -> tuple[str, dict[str, bool]] | None:
     return "_".join(["think", *(flag for flag in FLAGS if flags[flag])]), flags
 
 
+STRAIGHT_THROUGH = ("gumbel", "straight")
+"""Estimators whose gradient reaches the thinker through its thoughts' embeddings (one rollout a question)."""
+
+
 @dataclass(frozen=True)
 class ThinkOptions(SolverOptions):
     AUTO: ClassVar[dict[str, str]] = {
@@ -70,10 +74,11 @@ class ThinkOptions(SolverOptions):
     """Thought budget K. Default: the task's trace length under super, else 4."""
     thought_vocab: int = 16
     """Thought tokens when not super (super uses the task's trace alphabet)."""
-    estimator: Literal["reinforce", "gumbel", "imitate"] = "reinforce"
-    """reinforce (log-prob gradient), gumbel (straight-through Gumbel-softmax through the thoughts) or
-    imitate (cross-entropy on the reference trace, teacher-forced: supervised chain of thought, not RL;
-    needs super)."""
+    estimator: Literal["reinforce", "gumbel", "straight", "imitate"] = "reinforce"
+    """reinforce (log-prob gradient), gumbel (straight-through Gumbel-softmax through the thoughts),
+    straight (straight-through argmax: the thinker's greedy thoughts forward, the softmax's gradient
+    back, no sampling; without super) or imitate (cross-entropy on the reference trace, teacher-forced:
+    supervised chain of thought, not RL; needs super)."""
     baseline: Literal["batch", "group", "loo", "reference", "value"] = "group"
     """group: mean of the question's G rollouts (GRPO), which credits useful thoughts, not easy questions."""
     group: int | None = None
@@ -93,11 +98,16 @@ class ThinkOptions(SolverOptions):
     """Epsilon-greedy: share of thoughts drawn uniformly instead of from the policy."""
     entropy: float | None = None
     """Entropy bonus weight. Default: 0.01 with the clean reward; 0.1 with answerer-scored rewards,
-    whose hedging saddle otherwise traps the policy (measured on add mod 100); 0 with imitate."""
+    whose hedging saddle otherwise traps the policy (measured on add mod 100); 0 with imitate and straight."""
     tau: float = 1.0
     """Gumbel-softmax temperature (estimator gumbel)."""
     think_lr: float = 0.0
     """Learning rate of the thinking transformer `net` (0 = --lr); without split `net` also answers."""
+    direct: float = 0.0
+    """Weight of a direct-answer loss on the thinking transformer: at <bot> it also predicts the
+    answer, as gpt does (no trace involved), so its states hold what its thoughts must carry before
+    the answerer can read them. 0 = off."""
+    LATE: ClassVar[tuple[str, ...]] = ("direct",)
 
     def validate(self) -> None:
         if self.thoughts is not None and not 1 <= self.thoughts <= 512:
@@ -126,16 +136,23 @@ class ThinkOptions(SolverOptions):
                 "--estimator imitate trains the thoughts on the reference trace: it needs super (a name with _super), "
                 "and no search or --epsilon (nothing is sampled in training)"
             )
-        if self.search and self.estimator == "gumbel":
+        if self.search and self.estimator in STRAIGHT_THROUGH:
             raise SolverError("search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search")
+        if self.estimator == "straight" and self.super:
+            raise SolverError(
+                "--estimator straight trains the answerer on the thinker's own greedy thoughts: it is for thinkers "
+                "without super; with super use reinforce, gumbel or imitate"
+            )
         if not 0.0 <= self.epsilon <= 1.0:
             raise SolverError(f"--epsilon={self.epsilon} out of range; valid: 0..1")
-        if self.epsilon > 0 and self.estimator == "gumbel":
-            raise SolverError("--epsilon applies to sampled thoughts; the gumbel estimator explores through its noise")
+        if self.epsilon > 0 and self.estimator in STRAIGHT_THROUGH:
+            raise SolverError(f"--epsilon applies to sampled thoughts; the {self.estimator} estimator samples none (gumbel explores through its noise)")
         if self.entropy is not None and self.entropy < 0:
             raise SolverError(f"--entropy={self.entropy} must be >= 0")
         if not self.tau > 0:
             raise SolverError(f"--tau={self.tau} must be positive")
+        if self.direct < 0:
+            raise SolverError(f"--direct={self.direct} must be >= 0")
         if self.think_lr < 0:
             raise SolverError(f"--think-lr={self.think_lr} must be >= 0")
 
@@ -147,7 +164,7 @@ class ThinkOptions(SolverOptions):
     def entropy_weight(self) -> float:
         if self.entropy is not None:
             return self.entropy
-        if self.estimator == "imitate":  # nothing is sampled: no exploration to keep up
+        if self.estimator in ("imitate", "straight"):  # nothing is sampled: no exploration to keep up
             return 0.0
         return 0.01 if self.reward_kind == "clean" else 0.1
 

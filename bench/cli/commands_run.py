@@ -88,7 +88,7 @@ RUN_FLAG_OVERRIDES = {
 def run(
     set_params: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."),
     thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Thought budget K (thinkers, pause, continuous)."),
-    estimator: Optional[str] = typer.Option(None, help="Thinkers: reinforce, gumbel or imitate (cross-entropy on the reference trace, with super)."),
+    estimator: Optional[str] = typer.Option(None, help="Thinkers: reinforce, gumbel, straight (straight-through argmax, without super) or imitate (cross-entropy on the reference trace, with super)."),
     baseline: Optional[str] = typer.Option(None, help="Thinkers: batch, group, loo, reference or value."),
     group: Optional[int] = typer.Option(None, help="Thinkers: rollouts per question G."),
     reward: Optional[str] = typer.Option(None, help="Thinkers: auto (prob under super, clean with clean, else logprob), prob, logprob, correct or clean."),

@@ -72,7 +72,7 @@ def build_spec(
     too_big = check_memory(shape, model, options, train, resolved)
     if too_big:
         raise UserError(too_big)
-    return RunSpec(task=task, task_params=task_obj.param_dict(), solver=canonical, solver_options=dataclasses.asdict(options),
+    return RunSpec(task=task, task_params=task_obj.param_dict(), solver=canonical, solver_options=options.spec_dict(),
                    model=model, optim=optim, train=train, device=resolved, init=init)
 
 
