@@ -37,7 +37,7 @@ def inspect(
 ) -> None:
     """Show a run's held-out problems with its thoughts, the reference trace and the answer, right or wrong.
 
-    Example: bench inspect 3f2a -n 10      (add --code: what the thoughts encode)
+    Example: bench inspect 3f2a -n 10   (and with --code: what its thoughts encode)
     """
     import torch
 
@@ -62,12 +62,13 @@ def inspect(
 
     if thoughts is not None and solver.thought_budget() is None:
         raise UserError(f"--thoughts {thoughts}: run {run_dir.run_id} is a {spec.solver} run, which does not think; leave --thoughts out")
-    if code and solver.thought_budget() is None:
-        raise UserError(f"--code: run {run_dir.run_id} is a {spec.solver} run, which does not think; --code probes a thinker's thought tokens")
     held_out = held_out_problems(task, spec.train_config)
     # --wrong looks further into the held-out set for enough wrong answers.
     pool = held_out if wrong else held_out.take(slice(0, min(n, len(held_out))))
     answers, thought_ids = predict_answers(solver, pool.questions, torch.device(device), thoughts)
+    if code and (thought_ids is None or thought_ids.shape[1] == 0):
+        raise UserError(f"--code probes thought tokens, and run {run_dir.run_id} ({spec.solver}) answers with none; "
+                        "use a discrete thinker's run (think_*) with at least one thought")
     correct = task.verify_batch(pool.questions, answers)
     rows = np.flatnonzero(~correct)[:n] if wrong else np.arange(len(pool))
     decodes_as_trace = bool(spec.solver_options.get("super"))
@@ -128,8 +129,7 @@ def print_code_probes(task: Any, solver: Any, held_out: Any, device: Any, though
     fit = task.sample(stream_rng(seed, "code-probe"), CODE_FIT_PROBLEMS, "train")
     _, fit_thoughts = predict_answers(solver, fit.questions, device, thoughts)
     _, test_thoughts = predict_answers(solver, held_out.questions, device, thoughts)
-    if fit_thoughts is None or test_thoughts is None or test_thoughts.shape[1] == 0:
-        raise UserError("--code needs a discrete thinker (think_*) with at least one thought; this run has no thought tokens to probe")
+    assert fit_thoughts is not None and test_thoughts is not None  # checked by the caller
     rows = probe_table(fit_thoughts, task.code_features(fit), test_thoughts, task.code_features(held_out))
     table = Table(title=f"what the thoughts encode: lookup-probe accuracy on {len(held_out)} held-out problems "
                         f"(fitted on {len(fit)} training problems)")
