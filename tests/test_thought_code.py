@@ -80,7 +80,8 @@ def test_inspect_code_shows_what_each_thought_encodes_and_refuses_non_thinkers(t
         start_run(spec, root)
     result = runner.invoke(app, ["inspect", thinker.run_id, "-n", "1", "--code", "--results", str(root)])
     assert result.exit_code == 0, result.stderr
-    for text in ("what the thoughts encode", "thought 1", "thought 2", "answer digit 1", "carry out of column 1", "chance"):
+    for text in ("what the thoughts encode", "thought 1", "thought 2", "answer digit 1", "carry out of column 1", "chance",
+                 "distinct thought strings", "distinct answers"):
         assert text in result.stdout
     refused = runner.invoke(app, ["inspect", gpt.run_id, "--code", "--results", str(root)])
     assert refused.exit_code == 2 and "answers with none" in refused.stderr and "Traceback" not in refused.output

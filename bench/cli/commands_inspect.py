@@ -142,7 +142,8 @@ def print_code_probes(task: Any, solver: Any, held_out: Any, device: Any, though
         table.add_row(row.feature, str(row.values), f"{row.chance:.3f}", *(f"{v:.3f}" for v in row.per_position))
     console.print(table)
     distinct = len(np.unique(test_thoughts, axis=0))
-    console.print(f"{distinct} distinct thought strings on the held-out problems")
+    answers = len(np.unique(held_out.answers, axis=0))
+    console.print(f"{distinct} distinct thought strings on the held-out problems, which have {answers} distinct answers")
 
 
 def render_thoughts(task: Any, row: np.ndarray | None, as_trace: bool) -> str:
