@@ -172,6 +172,15 @@ def test_inspect_shows_thoughts_trace_answers_and_diagnostics(tmp_path):
     plain = bench("inspect", gpt.run_id, "-n", "2", "--results", str(root))
     assert plain.exit_code == 0 and "reports no thought diagnostics" in plain.stdout
 
+    code = bench("inspect", thinker.run_id, "-n", "1", "--code", "--results", str(root))  # what the thoughts encode
+    assert code.exit_code == 0, code.stderr
+    for text in ("what the thoughts encode", "thought 1", "thought 2", "answer digit 1", "carry out of column 1", "chance",
+                 "distinct thought strings", "distinct answers"):
+        assert text in " ".join(code.stdout.split())  # rich wraps long lines
+    for refused in (bench("inspect", gpt.run_id, "--code", "--results", str(root)),
+                    bench("inspect", thinker.run_id, "--code", "-k", "0", "--results", str(root))):
+        assert refused.exit_code == 2 and "answers with none" in refused.stderr and "Traceback" not in refused.output
+
     missing = bench("inspect", "0000", "--results", str(root))
     assert missing.exit_code == 2 and "no run '0000'" in missing.stderr
 

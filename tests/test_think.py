@@ -5,7 +5,6 @@ tiny real run of blind + super + clean."""
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from solvers.base import ModelConfig, SolverError, TaskShape, TensorBatch, make_
 from solvers.think import FLAGS, ThinkSolver, parse_think_name
 from tasks.base import TaskError, stream_rng
 from tasks.registry import make_task, task_names
+from tiny_runs import train_on_small_addition
 
 FAST = settings(max_examples=25, deadline=None)
 TINY = ModelConfig(d_model=32, layers=1, heads=2)
@@ -369,17 +369,8 @@ def test_blind_super_clean_learns_small_addition_in_seconds(options: dict, trace
     torch.manual_seed(0)
     model = ModelConfig(d_model=64, layers=2, heads=4)
     solver = make_solver("think_fixed_blind_super_clean", TaskShape.of(task), model, options=options)
-    seen = task.sample(stream_rng(7, "train"), 400, "train")
-    start, accuracy = time.perf_counter(), 0.0
-    for step in range(1000):
-        torch.manual_seed(step)
-        solver.train_step(TensorBatch.from_numpy(task.sample(stream_rng(0, "train", step), 64), "cpu"))
-        if step % 100 == 99:
-            answers = solver.predict(torch.from_numpy(seen.questions)).answers.numpy()
-            accuracy = float(task.verify_batch(seen.questions, answers).mean())
-            if accuracy >= 0.6:
-                break
-    assert accuracy >= 0.4, f"accuracy {accuracy:.3f} after {step + 1} steps, {time.perf_counter() - start:.1f} s"
+    accuracy, steps, seconds = train_on_small_addition(solver, task, max_steps=1000, stop_at=0.6)
+    assert accuracy >= 0.4, f"accuracy {accuracy:.3f} after {steps} steps, {seconds:.1f} s"
 
 
 # ---- estimator imitate: supervised chain of thought ----------------------------------------------------------

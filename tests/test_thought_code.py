@@ -1,20 +1,14 @@
-"""`bench inspect --code`: lookup probes from thought tokens to the task's features (bench/analysis/thought_code.py)."""
+"""`bench inspect --code`'s lookup probes from thought tokens to the task's features
+(bench/analysis/thought_code.py); the command itself is tested with `bench inspect` in test_plots.py."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from bench.analysis.thought_code import lookup_probe, probe_table
-from bench.cli import app
-from bench.run.spec import TrainConfig
-from bench.run.train import build_spec, start_run
-from solvers.base import ModelConfig, OptimConfig
 from tasks import make_task
-
-runner = CliRunner()
 
 
 @settings(max_examples=40, deadline=None)
@@ -69,21 +63,3 @@ def test_add_code_features_are_the_schoolbook_quantities(m: int, base: int, seed
                 assert features[f"carry out of column {i + 1}"][row] == carry
             i += 1
         assert base**i >= m  # every digit of the answer is a feature
-
-
-def test_inspect_code_shows_what_each_thought_encodes_and_refuses_non_thinkers(tmp_path):
-    root = tmp_path / "results"
-    train = TrainConfig(steps=10, eval_every=10, eval_size=64, monitor_size=64, batch=32)
-    thinker = build_spec("add", 11, {}, "think_fixed_blind_super", {"thoughts": 2}, ModelConfig(16, 1, 2), OptimConfig(), train, "cpu")
-    gpt = build_spec("add", 11, {}, "gpt", {}, ModelConfig(16, 1, 2), OptimConfig(), train, "cpu")
-    for spec in (thinker, gpt):
-        start_run(spec, root)
-    result = runner.invoke(app, ["inspect", thinker.run_id, "-n", "1", "--code", "--results", str(root)])
-    assert result.exit_code == 0, result.stderr
-    for text in ("what the thoughts encode", "thought 1", "thought 2", "answer digit 1", "carry out of column 1", "chance",
-                 "distinct thought strings", "distinct answers"):
-        assert text in " ".join(result.stdout.split())  # rich wraps long lines
-    refused = runner.invoke(app, ["inspect", gpt.run_id, "--code", "--results", str(root)])
-    assert refused.exit_code == 2 and "answers with none" in refused.stderr and "Traceback" not in refused.output
-    no_thoughts = runner.invoke(app, ["inspect", thinker.run_id, "--code", "-k", "0", "--results", str(root)])
-    assert no_thoughts.exit_code == 2 and "answers with none" in no_thoughts.stderr
