@@ -281,3 +281,11 @@ def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Pat
     table = bench("compare", "--results", str(tmp_path))
     assert "frontier" in table.stdout and "20:1.00 40:0.67 80:0.33" in table.stdout
     assert bench("compare", "--results", str(tmp_path), "--min-rate", "0").exit_code == 2
+
+
+def test_a_null_option_reads_as_the_solvers_default() -> None:
+    from bench.analysis.compare import settings_text
+
+    spec = {"task": "add", "solver": "think_fixed", "task_params": {"max": 100}, "solver_options": {"thoughts": None, "thought_vocab": 16}}
+    varying = {"solver_options.thoughts", "solver_options.thought_vocab"}
+    assert settings_text(spec, varying) == "thought_vocab=16 thoughts=default"

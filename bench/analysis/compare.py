@@ -148,7 +148,8 @@ def settings_text(spec: dict[str, Any], varying: set[str], scale_param: str | No
     # 'train.steps' reads as 'steps' unless another varying field has the same last name.
     last_names = [key.rsplit(".", 1)[-1] for key in varying]
     shown = [key.rsplit(".", 1)[-1] if last_names.count(key.rsplit(".", 1)[-1]) == 1 else key for key in keys]
-    return " ".join(f"{name}={flat[key]}" for name, key in zip(shown, keys))
+    # A null option (e.g. thoughts=None) means the solver's own default, so it reads as that.
+    return " ".join(f"{name}={'default' if flat[key] is None else flat[key]}" for name, key in zip(shown, keys))
 
 
 def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
