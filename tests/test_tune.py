@@ -57,3 +57,11 @@ def test_bad_tune_input_is_one_line(tmp_path) -> None:
     assert_one_line_error(runner.invoke(app, [*base, "--format", "xml"]), "table, markdown, json")
     assert_one_line_error(runner.invoke(app, [*base, "--steps", "0"]), "--steps=0")
     assert_one_line_error(runner.invoke(app, [*base, "--solver", "gpt,nope"]), "nope")
+
+
+def test_the_default_search_is_lr_x_weight_decay_x_init(tmp_path) -> None:
+    result = runner.invoke(app, ["tune", "--task", "add", "--max", "20", "--solver", "gpt,pause", "--dry-run",
+                                 "--results", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "24 cells" in result.output  # 2 solvers x 3 learning rates x 2 weight decays x 2 inits
+    assert "weight_decay" in result.output and "warmup" not in result.output

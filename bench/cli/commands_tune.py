@@ -71,7 +71,7 @@ def tune(
     task: str = typer.Option(..., "--task", "-t", help="Task name."),
     solver: str = typer.Option("gpt", "--solver", "-s", help="Solvers to tune, comma-separated; each gets the same search."),
     max_values: Optional[str] = typer.Option(None, "--max", "-m", help="Scales, comma-separated (default: the task's)."),
-    space: Optional[list[str]] = typer.Option(None, "--space", help="A search axis name=v1,v2 (repeatable). Default: lr=0.0003,0.001,0.003 x warmup=0,200 x weight_init=gpt2,pytorch."),
+    space: Optional[list[str]] = typer.Option(None, "--space", help="A search axis name=v1,v2 (repeatable). Default: lr=0.0003,0.001,0.003 x weight_decay=0,1.0 x weight_init=gpt2,pytorch."),
     set_values: Optional[list[str]] = typer.Option(None, "--set", help="Any setting fixed for every solver, name=value (repeatable), e.g. thoughts=4."),
     seeds: str = typer.Option("0", "--seeds", help="Seeds per configuration, e.g. 0-2."),
     steps: int = typer.Option(2000, help="Training steps per configuration (the same for every solver)."),
