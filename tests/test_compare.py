@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.analysis.compare import aggregate, compare, config_key, load_runs
+from bench.analysis.compare import aggregate, compare, config_key, load_runs, settings_text
 from bench.run.spec import TrainConfig
 from bench.stats import wilson_interval
 from bench.run.store import RunDir
@@ -284,8 +284,6 @@ def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Pat
 
 
 def test_a_null_option_reads_as_the_solvers_default() -> None:
-    from bench.analysis.compare import settings_text
-
     spec = {"task": "add", "solver": "think_fixed", "task_params": {"max": 100}, "solver_options": {"thoughts": None, "thought_vocab": 16}}
     varying = {"solver_options.thoughts", "solver_options.thought_vocab"}
     assert settings_text(spec, varying) == "thought_vocab=16 thoughts=default"
