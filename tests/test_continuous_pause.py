@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.run.spec import TrainConfig
 from bench.run.store import load_checkpoint
-from bench.run.train import RunInterrupted, build_spec, start_run
+from bench.run.train import RunInterrupted, build_spec, start_run, warm_start
 from solvers.base import ModelConfig, OptimConfig, SolverError, TaskShape, TensorBatch, make_solver
 from solvers.continuous import ContinuousSolver
 from tasks import task_names
@@ -173,6 +173,22 @@ def test_curriculum_stages_replace_the_trace_and_reset_the_optimizer() -> None:
     again = continuous(curriculum=2, thoughts=4, stage_steps=2, reset_optimizer=True)
     again.restore(state)
     assert again.stage() == 2
+
+
+def test_warm_start_from_a_curriculum_run_continues_at_its_stage() -> None:
+    """`--init` from a curriculum run copies its step count with its weights, so the new run trains
+    on in the stage the source reached (how experiments/multiadd_matched.toml continues a run in the
+    plain layout), not from stage 0."""
+    options = dict(curriculum=2, thoughts=4, stage_steps=2, reset_optimizer=True)
+    source = continuous(**options)
+    batch = problems()
+    for _ in range(5):
+        source.train_step(batch)
+    fresh = continuous(**options)
+    assert fresh.stage() == 0
+    warm_start(fresh, source.checkpoint()["model"])
+    assert fresh.stage() == 2
+    assert fresh.train_step(batch)["thoughts"] == 4  # the plain layout: every trace position a thought
 
 
 def test_pause_puts_k_pause_tokens_before_the_answer() -> None:
