@@ -287,3 +287,6 @@ def test_a_null_option_reads_as_the_solvers_default() -> None:
     spec = {"task": "add", "solver": "think_fixed", "task_params": {"max": 100}, "solver_options": {"thoughts": None, "thought_vocab": 16}}
     varying = {"solver_options.thoughts", "solver_options.thought_vocab"}
     assert settings_text(spec, varying) == "thought_vocab=16 thoughts=default"
+    # a null init is a fresh start, not a default to look up
+    warm = {**spec, "init": None}
+    assert settings_text(warm, varying | {"init"}) == "init=none thought_vocab=16 thoughts=default"

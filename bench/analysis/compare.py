@@ -148,8 +148,14 @@ def settings_text(spec: dict[str, Any], varying: set[str], scale_param: str | No
     # 'train.steps' reads as 'steps' unless another varying field has the same last name.
     last_names = [key.rsplit(".", 1)[-1] for key in varying]
     shown = [key.rsplit(".", 1)[-1] if last_names.count(key.rsplit(".", 1)[-1]) == 1 else key for key in keys]
-    # A null option (e.g. thoughts=None) means the solver's own default, so it reads as that.
-    return " ".join(f"{name}={'default' if flat[key] is None else flat[key]}" for name, key in zip(shown, keys))
+    # A null option (e.g. thoughts=None) means the solver's own default, so it reads as that; a null
+    # init means no warm start.
+    return " ".join(f"{name}={null_text(key) if flat[key] is None else flat[key]}" for name, key in zip(shown, keys))
+
+
+def null_text(key: str) -> str:
+    """How a spec field left at None reads in a leaderboard's settings."""
+    return "none" if key == "init" else "default"
 
 
 def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
