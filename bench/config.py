@@ -35,6 +35,7 @@ LIMITS = {
     "seed": 2**32 - 1,
 }
 MAX_BUDGET = 4096
+PRECISIONS = ("fp32", "bf16", "auto")  # bench/run/precision.py resolves auto and applies them
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,11 @@ class TrainConfig:
     """Seeds model init, data and sampling."""
     eval_thoughts: tuple[int, ...] = ()
     """Also evaluate at these thought budgets, e.g. 0,2,4,8 (thinkers, pause, continuous)."""
+    precision: str = "fp32"
+    """Compute precision: fp32, bf16 (matmuls and attention in bf16; fp32 weights, optimizer and loss) or
+    auto (bf16 on CUDA and on CPUs with a bf16 matrix engine, e.g. AMX; else fp32)."""
+
+    LATE = ("precision",)  # added after runs were stored: in the spec (and run id) only when not the default
 
     def validate(self) -> list[str]:
         problems = []
@@ -87,6 +93,8 @@ class TrainConfig:
             problems.append(f"--train-size={self.train_size} must be >= 0")
         if self.seed < 0:
             problems.append(f"--seed={self.seed} must be >= 0")
+        if self.precision not in PRECISIONS:
+            problems.append(f"--precision {self.precision!r} is not valid; valid: {', '.join(PRECISIONS)}")
         if any(k < 0 or k > MAX_BUDGET for k in self.eval_thoughts):
             problems.append(f"--eval-thoughts {list(self.eval_thoughts)}: budgets must be 0 to {MAX_BUDGET}")
         return problems

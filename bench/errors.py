@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from typing import Any, Callable, TypeVar
 
@@ -21,9 +22,30 @@ class UserError(ValueError):
 USER_ERRORS: tuple[type[BaseException], ...] = (UserError, TaskError, SolverError)
 
 
+# An error line names the bad value, but a 10,000-character value would bury the rest of the line
+# (the valid values): runs of more than LONGEST_WORD non-space characters are cut in the middle,
+# and a line still longer than LONGEST_LINE keeps its start and its end.
+LONGEST_WORD = 200
+LONGEST_LINE = 1000
+_LONG_WORD = re.compile(r"\S{%d,}" % (LONGEST_WORD + 1))
+
+
+def _cut_word(match: re.Match[str]) -> str:
+    word = match.group()
+    return f"{word[:120]}...{word[-40:]} ({len(word):,} characters)"
+
+
+def shorten(message: str) -> str:
+    """`message` as one line of bounded length: long values cut in the middle, newlines as spaces."""
+    line = _LONG_WORD.sub(_cut_word, message.replace("\r", " ").replace("\n", " "))
+    if len(line) > LONGEST_LINE:
+        line = f"{line[:700]} ... {line[-250:]}"
+    return line
+
+
 def fail(message: str, code: int = 2) -> None:
-    """Print one line to stderr and exit."""
-    print(f"error: {message}", file=sys.stderr)
+    """Print one line (long values cut, see `shorten`) to stderr and exit."""
+    print(f"error: {shorten(message)}", file=sys.stderr)
     raise SystemExit(code)
 
 

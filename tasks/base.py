@@ -137,6 +137,10 @@ class Task(ABC):
     # Parameters added after runs were stored: param_dict (and so a run's id) names them only when
     # they differ from their default, so the ids of the runs made before them stay valid.
     late_params: ClassVar[tuple[str, ...]] = ()
+    # One line for `bench tasks`: which parameter drives which difficulty (serial depth, width, answer mix).
+    # Shortcut floors (`bench floors`): a task may also define surface_floors(train, test) -> (name,
+    # correct per test problem, how) triples, numpy only (tasks/surface.py has fitting helpers).
+    difficulty_help: ClassVar[str] = ""
 
     def __init__(self, params: Any) -> None:
         self.params = params

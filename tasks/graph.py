@@ -55,6 +55,7 @@ import numpy as np
 from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
 from tasks.graph_search import bfs_layers, path_from_parents, reachable
 from tasks.registry import register_task
+from tasks.surface import graph_rules
 
 MIN_NODES, MAX_NODES = 5, 128  # two sides of at least 2 nodes, and a spare pair inside one of them
 MIN_DEGREE, MAX_DEGREE = 0.5, 8.0
@@ -279,6 +280,10 @@ class GraphTask(Task):
         mask = mask.copy()
         mask[added] = True
         return self._pair_u[mask].tolist(), self._pair_v[mask].tolist(), source, target, forward
+
+    def surface_floors(self, train: Batch, test: Batch) -> list[tuple[str, np.ndarray, str]]:
+        """Shortcut floors (`bench floors`): an isolated or dead endpoint, a logistic regression on degrees."""
+        return graph_rules(self, train, test)
 
     # ---- structured form -------------------------------------------------------------------
     def problem_json(self, question: np.ndarray) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class MultiAddTask(ModularSumForm, Task):
     Params = MultiAddParams
     scale_param = "max"
     scale_help = "modulus m: k operands in [0, m)"
+    difficulty_help = "terms drives serial depth (k - 1 running sums); max (the modulus) drives carries and width"
     param_help = {
         "max": "modulus m (the scale)",
         "terms": f"number of operands k (2..{MAX_TERMS})",

@@ -51,6 +51,7 @@ from pysat.solvers import Minisat22
 from tasks.base import PAD, TRACE_PAD, Batch, Task, TaskError, is_int
 from tasks.registry import register_task
 from tasks.sat_solving import CONFLICT, DECIDE, PROPAGATE, Clause, dpll, is_satisfiable
+from tasks.surface import sat_rules
 
 MIN_VARIABLES, MAX_VARIABLES = 4, 24  # at n = 3 too few formulas exist for balanced, shortcut-free pairs
 MIN_WIDTH, MAX_WIDTH = 2, 5
@@ -259,6 +260,10 @@ class SatTask(Task):
             return self.conflict_token
         token = _token(event[1])
         return token if event[0] == DECIDE else 2 * self.params.max + token
+
+    def surface_floors(self, train: Batch, test: Batch) -> list[tuple[str, np.ndarray, str]]:
+        """Shortcut floors (`bench floors`): thresholds and a logistic regression on size statistics."""
+        return sat_rules(self, train, test)
 
     # ---- structured form -------------------------------------------------------------------
     def problem_json(self, question: np.ndarray) -> dict[str, Any]:

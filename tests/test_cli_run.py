@@ -18,11 +18,13 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from cli_checks import assert_one_line_error, bench_executable
+from tiny_runs import LEARNS, learning_seed, report_margin
 
 runner = CliRunner()
 
 # A tiny model that learns add mod 20 to 95% in a few hundred steps (seconds).
 # The separated layout: at d_model 64 it learns add mod 50 in a few hundred steps, the plain one does not.
+# A tiny model on add mod 50: a long run to interrupt, not a learning outcome.
 TINY = ["--task", "add", "--max", "50", "--prompt", "separated", "--d-model", "64", "--layers", "1", "--heads", "4", "--lr", "0.01",
         "--batch", "128", "--eval-every", "25", "--eval-size", "400", "--target", "0.95", "--device", "cpu", "-q"]
 # Fewer steps of a smaller model, for tests about files and errors.
@@ -59,14 +61,17 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 # ---- good runs ---------------------------------------------------------------------------------------------
 
 
-def test_run_trains_add_to_95_percent_and_compare_shows_it(tmp_path: Path) -> None:
+@pytest.mark.learning
+def test_run_learns_and_compare_shows_it(tmp_path: Path) -> None:
+    # margin: the spec of test_harness's learning test, 0.94-1.00 on seeds 0-4 under default/avx2/native; asserts >= 0.8
     started = time.perf_counter()
-    result = bench("run", *TINY, "--steps", "1000", "--results", str(tmp_path))
+    result = bench("run", *LEARNS, "--seed", str(learning_seed()), "-q", "--results", str(tmp_path))
     seconds = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     run_id = run_id_of(result)
     status = json.loads((tmp_path / "runs" / run_id / "status.json").read_text())
-    assert status["state"] == "finished" and status["accuracy"] >= 0.9, status
+    report_margin("cli_run_gpt_sort", status["accuracy"], 0.8)
+    assert status["state"] == "finished" and status["accuracy"] >= 0.8, status
     assert "test accuracy" in result.stdout and "accuracy by depth" in result.stdout
     print(f"tiny bench run: {status['step']} steps, {status['elapsed']:.1f} s training, {seconds:.1f} s in all")
 

@@ -182,7 +182,7 @@ def test_verify_reads_stdin(tmp_path: Path) -> None:
     [
         (["sample", "--task", "nope"], ["'nope'", "valid: add"]),
         (["sample"], ["--task", "valid: add"]),
-        (["sample", "--task", "add", "--set", "colour=red"], ["'colour'", "valid: base, max"]),
+        (["sample", "--task", "add", "--set", "colour=red"], ["'colour'", "valid: answer_order, base, encoding, max, trace"]),
         (["sample", "--task", "add", "--set", "base"], ["key=value", "'base'"]),
         (["sample", "--task", "add", "--set", "base=ten"], ["'ten'"]),
         (["sample", "--task", "add", "--max", "1"], ["max=1", "valid: 2.."]),

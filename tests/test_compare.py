@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -94,10 +95,13 @@ def test_three_seeds_aggregate_to_known_numbers(three_seeds: Path) -> None:
     row = board.iloc[0]
     assert row["seeds"] == 3
     assert row["accuracy"] == pytest.approx(0.6)
-    half = 4.303 * 0.1 / math.sqrt(3)
-    assert (row["low"], row["high"]) == pytest.approx((0.6 - half, 0.6 + half), abs=1e-9)
-    assert row["interval"] == "t"
-    assert row["success"] == pytest.approx(1 / 3)
+    # the exact bootstrap: all 27 resamples of the three seeds' accuracies (0.5, 0.6, 0.7), percentiles
+    means = sorted(sum(r) / 3 for r in itertools.product((0.5, 0.6, 0.7), repeat=3))
+    assert (row["low"], row["high"]) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])), abs=1e-9)
+    assert row["interval"] == "bootstrap"
+    assert row["success"] == pytest.approx(1 / 3) and row["successes"] == 1
+    # Clopper-Pearson for 1 of 3 (published: 0.0084-0.9057)
+    assert (row["success_low"], row["success_high"]) == pytest.approx((0.0084, 0.9057), abs=1e-4)
     assert row["time_s"] == 20.0  # median of 10, 40, 20
     assert row["steps_to_target"] == 300  # only the seed that reached it counts
     assert row["parameters"] == 1234 and row["scale"] == 50 and row["task"] == "add"
@@ -262,7 +266,7 @@ def test_load_runs_reads_state_and_n(three_seeds: Path) -> None:
 
 
 def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Path) -> None:
-    # gpt: 3/3 seeds succeed at 20, 2/3 at 40, 1/3 at 80 -> frontier 40 (min rate 0.5).
+    # gpt: 3/3 seeds succeed at 20, 2/3 at 40, 1/3 at 80 -> frontier 40 (the rule: 60% of seeds).
     # d_model=64 is another curve: all seeds fail at 20 -> no frontier, even though 40 passes.
     outcomes = {20: [0.95, 0.95, 0.95], 40: [0.95, 0.95, 0.5], 80: [0.95, 0.2, 0.1]}
     for scale, accuracies in outcomes.items():
@@ -275,11 +279,11 @@ def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Pat
     rows = {row["settings"]: row for row in json.loads(result.stdout)}
     assert rows["d_model=32"]["frontier"] == 40 and rows["d_model=32"]["largest_tested"] == 80
     assert rows["d_model=64"]["frontier"] is None
-    assert rows["d_model=32"]["rates"] == "20:1.00 40:0.67 80:0.33"
+    assert rows["d_model=32"]["rates"] == "20:3/3 40:2/3 80:1/3"
     strict = json.loads(bench("compare", "--results", str(tmp_path), "--frontier", "--format", "json", "--min-rate", "1").stdout)
     assert {row["settings"]: row["frontier"] for row in strict}["d_model=32"] == 20
     table = bench("compare", "--results", str(tmp_path))
-    assert "frontier" in table.stdout and "20:1.00 40:0.67 80:0.33" in table.stdout
+    assert "frontier" in table.stdout and "20:3/3 40:2/3 80:1/3" in table.stdout
     assert bench("compare", "--results", str(tmp_path), "--min-rate", "0").exit_code == 2
 
 

@@ -20,6 +20,7 @@ from solvers.base import ModelConfig, OptimConfig, SolverError, TaskShape, Tenso
 from solvers.continuous import ContinuousSolver
 from tasks import task_names
 from cli_checks import assert_one_line_error
+from tiny_runs import learning_seed, report_margin
 
 runner = CliRunner()
 SHAPE = TaskShape(vocab_size=13, question_len=3, answer_len=2, trace_vocab_size=5, trace_len=4)
@@ -274,6 +275,7 @@ def test_curriculum_run_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert torch.equal(left[name], right[name]), name
 
 
+@pytest.mark.learning
 def test_tiny_real_continuous_run_learns(tmp_path: Path) -> None:
     """sort 4 values in [0, 10) with K=2 continuous thoughts; the test split's multisets are never
     trained on in any order. Chance is far below 1%; a working loop gets nearly all right in a few
@@ -282,12 +284,13 @@ def test_tiny_real_continuous_run_learns(tmp_path: Path) -> None:
         "run", "--task", "sort", "--max", "10", "--set", "length=4", "--solver", "continuous", "-k", "2",
         "--eval-thoughts", "0,1,2,4", "--steps", "600", "--batch", "128", "--d-model", "64", "--layers", "1",
         "--heads", "4", "--lr", "3e-3", "--target", "0.95", "--eval-every", "50", "--eval-size", "400",
-        "--results", str(tmp_path), "-q",
+        "--seed", str(learning_seed()), "--results", str(tmp_path), "-q",
     )
     assert result.exit_code == 0, result.output
     (run_dir,) = (tmp_path / "runs").iterdir()
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["final"]["thoughts"] == 2
+    report_margin("continuous_sort", evaluation["final"]["overall"]["accuracy"], 0.85)
     assert evaluation["final"]["overall"]["accuracy"] >= 0.85
     budgets = {entry["thoughts"]: entry["overall"]["accuracy"] for entry in evaluation["budgets"]}
     assert sorted(budgets) == [0, 1, 2, 4]
@@ -295,12 +298,15 @@ def test_tiny_real_continuous_run_learns(tmp_path: Path) -> None:
     assert evaluation["diagnostics"]["token_embedding_norm"] > 0
 
 
+@pytest.mark.learning
 def test_tiny_real_pause_run_learns(tmp_path: Path) -> None:
     # sort 4 values in [0, 10): 0.94 on the 65 distinct test multisets at step 150 when measured.
     status, _ = run(
         tmp_path, "sort", "pause", 10, {"thoughts": 2}, model=ModelConfig(64, 1, 4), optim=OptimConfig(lr=3e-3),
         steps=600, batch=128, target=0.95, eval_every=50, monitor_size=256, eval_size=400, task_params={"length": 4},
+        seed=learning_seed(),
     )
+    report_margin("pause_sort", status["accuracy"], 0.8)
     assert status["accuracy"] >= 0.8, status  # chance is far below 1%
 
 

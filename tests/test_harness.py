@@ -4,6 +4,7 @@ atomic files, bad checkpoints, the fixed-dataset mode."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 import os
 import subprocess
@@ -28,6 +29,7 @@ from bench.run.train import (
 )
 from solvers.base import ModelConfig, OptimConfig
 from tasks.registry import make_task
+from tiny_runs import learning_spec, report_margin
 
 RUN_FILES = {"spec.json", "status.json", "curve.json", "evaluation.json", "environment.json", "checkpoint.pt"}
 
@@ -76,23 +78,27 @@ def without_time(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ---- a real run learns --------------------------------------------------------------------------------
 
 
-def test_tiny_gpt_run_learns_add_mod_20(tmp_path: Path) -> None:
-    # 1 layer, d_model 64, lr 1e-2: every seed tried reached >= 0.95 held-out within 1000 steps (1-6 s).
-    run_dir, status, cached = start_run(spec_for(), tmp_path)
+@pytest.mark.learning
+def test_tiny_gpt_run_learns_and_stores_every_file(tmp_path: Path) -> None:
+    # margin: test accuracy 0.94-1.00 on seeds 0-4 under default/avx2/native by step 600; asserts >= 0.8
+    run_dir, status, cached = start_run(learning_spec(), tmp_path)
+    report_margin("harness_gpt_sort", status["accuracy"], 0.8)
     assert not cached and status["state"] == "finished"
-    assert status["accuracy"] >= 0.9, status
-    assert status["steps_to_target"] is not None and status["step"] <= 1000
+    assert status["accuracy"] >= 0.8, status
+    assert status["steps_to_target"] is not None and status["step"] <= 600
     assert RUN_FILES <= {p.name for p in run_dir.path.iterdir()}
     evaluation = run_dir.read("evaluation.json")
     overall = evaluation["final"]["overall"]
-    # n counts distinct test problems: at mod 50 the whole test split (122 unordered pairs), not eval_size
-    assert evaluation["final"]["test_split"] == {"distinct": 122, "exhaustive": True}
-    assert overall["n"] == 122 and overall["low"] <= overall["accuracy"] <= overall["high"]
+    # n counts distinct test problems: sorting 4 of [0, 10) has 715 multisets, the test split holds 65
+    # of them (fewer than eval_size), so all of them are scored
+    test_split = evaluation["final"]["test_split"]
+    assert test_split["exhaustive"] and overall["n"] == test_split["distinct"] < 400
+    assert overall["low"] <= overall["accuracy"] <= overall["high"]
     assert {"size", "depth"} <= set(evaluation["final"]["by"])
-    assert sum(row["n"] for row in evaluation["final"]["by"]["depth"]) == 122
+    assert sum(row["n"] for row in evaluation["final"]["by"]["depth"]) == overall["n"]
     curve = run_dir.read("curve.json")
-    assert [row["step"] for row in curve] == list(range(25, status["step"] + 1, 25))
-    assert curve[-1]["accuracy"] >= 0.95 and curve[0]["loss"] > curve[-1]["loss"]
+    assert [row["step"] for row in curve] == [600]
+    assert curve[-1]["accuracy"] >= 0.8 and curve[-1]["loss"] < math.log(10) / 4  # chance: ln 10 a token
     assert status["parameters"] == sum(t.numel() for t in load_checkpoint(run_dir.file("checkpoint.pt"))["solver"]["model"].values())
 
 

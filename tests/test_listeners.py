@@ -15,7 +15,8 @@ from bench.run import listeners as listeners_module
 from bench.run.listeners import TENSORBOARD_DIR, TrainingListener, loggers
 from bench.run.train import RunInterrupted, start_run
 from cli_checks import assert_one_line_error
-from test_harness import short_spec, spec_for
+from test_harness import short_spec
+from tiny_runs import learning_spec, report_margin
 
 runner = CliRunner()
 
@@ -88,10 +89,10 @@ def test_interrupted_run_ends_with_interrupted_and_resumes_from_its_step(tmp_pat
 
 def test_log_names_are_checked_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loggers(None) == [] and loggers("") == []
-    with pytest.raises(Exception, match=r"--log 'wandb' is not one of: tensorboard"):
-        loggers("wandb")
-    result = runner.invoke(app, ["run", "--task", "add", "--max", "30", "--log", "wandb"])
-    assert_one_line_error(result, "--log 'wandb'", "tensorboard")
+    with pytest.raises(Exception, match=r"--log 'mlflow' is not one of: tensorboard, wandb"):
+        loggers("mlflow")
+    result = runner.invoke(app, ["run", "--task", "add", "--max", "30", "--log", "mlflow"])
+    assert_one_line_error(result, "--log 'mlflow'", "tensorboard")
     # without the package: one line naming the extra that installs it
     monkeypatch.setattr(listeners_module.importlib.util, "find_spec", lambda name: None)
     result = runner.invoke(app, ["run", "--task", "add", "--max", "30", "--log", "tensorboard"])
@@ -106,16 +107,19 @@ def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+@pytest.mark.learning
 def test_tensorboard_logs_a_real_run(tmp_path: Path) -> None:
+    # margin: as test_harness's learning test (the same spec): 0.94-1.00 on seeds 0-4 under default/avx2/native; asserts >= 0.8
     pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
-    run_dir, status, _ = start_run(spec_for(), tmp_path, listeners=loggers("tensorboard"))
-    assert status["accuracy"] >= 0.95  # the run learns (test_harness: 1-6 s)
+    run_dir, status, _ = start_run(learning_spec(), tmp_path, listeners=loggers("tensorboard"))
+    report_margin("tensorboard_gpt_sort", status["accuracy"], 0.8)
+    assert status["accuracy"] >= 0.8  # the run learns
     scalars = _scalars(run_dir.path / TENSORBOARD_DIR)
     curve = json.loads(run_dir.file("curve.json").read_text())
     assert [step for step, _ in scalars["train/loss"]] == list(range(1, status["step"] + 1))
     assert [step for step, _ in scalars["monitor/accuracy"]] == [row["step"] for row in curve]
     assert [value for _, value in scalars["monitor/accuracy"]] == pytest.approx([row["accuracy"] for row in curve])
-    assert scalars["monitor/accuracy"][-1][1] >= 0.95
+    assert scalars["monitor/accuracy"][-1][1] >= 0.8
     assert scalars["train/loss"][-1][1] < scalars["train/loss"][0][1] / 4  # the curve a researcher sees falls
     assert scalars["test/accuracy"] == [(status["step"], pytest.approx(status["accuracy"]))]
 

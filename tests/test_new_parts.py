@@ -23,6 +23,7 @@ from bench.config import TrainConfig, run_options
 from bench.run.spec import RunSpec
 from bench.run.train import build_spec, start_run
 from cli_checks import assert_one_line_error
+from tiny_runs import learning_seed, report_margin
 from solvers.base import (
     ModelConfig, OptimConfig, Prediction, Solver, SolverError, SolverOptions, TaskShape, TensorBatch, make_solver,
     register_solver,
@@ -128,24 +129,28 @@ TOY = ["--task", "toy_first", "--max", "30", "--solver", "toy_lookup", "--lr", "
        "--eval-every", "500", "--eval-size", "100", "--device", "cpu", "-q"]
 
 
+@pytest.mark.learning
 def test_a_toy_solver_on_a_toy_task_trains_through_the_api(tmp_path: Path) -> None:
     spec = build_spec("toy_first", 30, {}, "toy_lookup", {"scale": 2.0}, ModelConfig(), OptimConfig(lr=0.1),
-                      TrainConfig(steps=500, batch=64, eval_every=500, eval_size=100, monitor_size=60), "cpu")
+                      TrainConfig(steps=500, batch=64, eval_every=500, eval_size=100, monitor_size=60, seed=learning_seed()), "cpu")
     assert spec.solver_options == {"scale": 2.0}
     _, status, cached = start_run(spec, tmp_path)
     assert not cached and status["state"] == "finished"
     # ~95 distinct (a, b) pairs of the test split, never trained on: it learned "first" (1.0 seen)
+    report_margin("toy_solver_api", status["accuracy"], 0.98)
     assert status["accuracy"] >= 0.98 and status["n"] >= 90, status
 
 
+@pytest.mark.learning
 def test_a_toy_solver_on_a_toy_task_trains_through_the_cli(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["run", *TOY, "--opt", "scale=2", "--results", str(tmp_path)])
+    result = runner.invoke(app, ["run", *TOY, "--opt", "scale=2", "--seed", str(learning_seed()), "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
     run_dirs = list((tmp_path / "runs").iterdir())
     assert len(run_dirs) == 1
     spec = RunSpec.from_json(__import__("json").loads((run_dirs[0] / "spec.json").read_text()))
     assert spec.solver == "toy_lookup" and spec.solver_options == {"scale": 2.0}  # "2" parsed at the edge
     status = __import__("json").loads((run_dirs[0] / "status.json").read_text())
+    report_margin("toy_solver_cli", status["accuracy"], 0.98)
     assert status["accuracy"] >= 0.98, status
     swept = runner.invoke(app, ["sweep", "--task", "toy_first", "--solver", "toy_lookup,gpt", "--max", "30", "--grid", "scale=1,2",
                                 "--steps", "5", "--eval-size", "20", "--device", "cpu", "--dry-run", "--results", str(tmp_path)])

@@ -117,7 +117,7 @@ def test_default_threads_share_the_cores(monkeypatch):
         (["--task", "add", "--grid", "widht=1,2"], ["'widht'", "d_model"]),
         (["--task", "add", "--solver", "gpt", "--thoughts", "2"], ["'thoughts'", "solver gpt"]),
         (["--task", "add", "--seeds", "4-1"], ["runs backwards"]),
-        (["--task", "add", "--executor", "slurm"], ["slurm", "local, ray"]),
+        (["--task", "add", "--executor", "kubernetes"], ["kubernetes", "local, ray, slurm, slurm-local"]),
         (["--task", "add", "--jobs", "0"], ["--jobs=0"]),
         (["--task", "add", "--grid", "d_model=16,wide"], ["d_model='wide'"]),
         (["--task", "add", "--grid", "nothing"], ["--grid expects name=v1,v2"]),

@@ -24,6 +24,9 @@ SMALL_SCALES: dict[str, tuple[int, ...]] = {
     "sort": (4, 30),
     "graph": (5, 8),
     "sat": (4, 6),
+    "perm": (2, 8),  # A5 by default: 3,600 words at k = 2
+    "parity": (8, 16),
+    "mult": (2, 4),
 }
 # Tasks whose question tokens are exactly their numbers + 1: the JSON form must decode back to them.
 NUMBER_FIELDS: dict[str, str] = {"add": "operands", "multiadd": "operands", "sort": "values"}

@@ -1,4 +1,4 @@
-"""Leaderboards: every stored run as one row of a DataFrame, then one row per configuration.
+"""Leaderboards: the one run table (bench.analysis.frontier.run_table) as one row per configuration.
 
 A *configuration* is a run's whole spec except its seed (task and parameters, solver and options,
 model size, optimiser, training settings, device, warm start), so runs that differ in anything but
@@ -6,10 +6,16 @@ the seed are never merged. Across the seeds of a configuration:
 
     seeds             finished runs (seeds) counted
     accuracy          mean final held-out accuracy
-    low, high         its 95% interval: Student's t across seeds (bench.analysis.frontier.mean_interval, shared
-                      with `bench plot` and `bench sweep`); with a single seed, that run's
-                      Wilson interval over its held-out problems (column `interval` says which)
-    success           share of seeds whose final accuracy reached the spec's target
+    low, high         its 95% interval: percentile bootstrap over seeds (bench.stats.bootstrap_interval via
+                      bench.analysis.frontier.mean_interval, shared with `bench plot` and `bench sweep`);
+                      with a single seed, that run's Wilson interval over its held-out problems
+                      (column `interval` says which)
+    successes         seeds whose final accuracy reached the spec's target (frontier.succeeded)
+    success           successes / seeds
+    success_low, success_high   Clopper-Pearson's exact 95% interval of the success rate over seeds
+    flops_per_step    FLOPs of one training step (counted at run time, bench/run/facts.py; NaN for
+                      runs recorded before it was stored)
+    train_flops       median over seeds of flops_per_step x steps trained
     time_s            median training time (seconds, evaluation excluded) over seeds
     steps_to_target   median step at which the periodic evaluation first reached the target, over
                       the seeds that reached it (empty when none did)
@@ -20,19 +26,21 @@ Pure functions on pandas; the `bench compare` command (bench/cli/commands_compar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from bench.run.records import RunRecord
-
-from bench.analysis.frontier import mean_interval  # one definition of the seed interval for compare, plot and sweep
+# one run table, one scale lookup, one seed interval and one definition of success for compare, plot,
+# sweep and reports (load_runs and config_key are re-exported: the leaderboard's names for them)
+from bench.analysis.frontier import (  # noqa: F401
+    FRONTIER_MIN_RATE, config_key, curve_key, finished_runs, frontier_table, load_runs, mean_interval,
+    scale_param_of, succeeded, with_scale_axis,
+)
+from bench.stats import exact_interval
 
 SORT_KEYS: dict[str, tuple[str, bool]] = {
     # name: (column, ascending)
@@ -44,86 +52,11 @@ SORT_KEYS: dict[str, tuple[str, bool]] = {
 }
 FORMATS = ("table", "markdown", "csv", "json")
 
-RUN_COLUMNS = [
-    "run_id", "config", "task", "scale", "solver", "seed", "state", "step", "accuracy", "low", "high", "n",
-    "target", "reached_target", "steps_to_target", "elapsed", "parameters", "spec",
-]
 BOARD_COLUMNS = [
-    "config", "task", "scale", "solver", "settings", "seeds", "accuracy", "low", "high", "interval", "success",
-    "time_s", "steps_to_target", "parameters", "run_ids",
+    "config", "task", "scale", "solver", "settings", "seeds", "accuracy", "low", "high", "interval", "successes",
+    "success", "success_low", "success_high", "flops_per_step", "train_flops", "time_s", "steps_to_target",
+    "parameters", "run_ids",
 ]
-
-
-def config_key(spec: dict[str, Any]) -> str:
-    """Short hash of the spec without its seed: runs with the same key are seeds of one configuration."""
-    without_seed = json.loads(json.dumps(spec))
-    without_seed.get("train", {}).pop("seed", None)
-    canonical = json.dumps(without_seed, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-def scale_param_of(task: str) -> str:
-    """The name of the task's scale parameter (what --max sets)."""
-    from tasks.base import TaskError
-    from tasks.registry import task_class
-
-    try:
-        return task_class(task).scale_param
-    except TaskError:  # a task no longer registered: fall back to the usual name
-        return "max"
-
-
-def scale_of(task: str, params: dict[str, Any]) -> Any:
-    """The value of the task's scale parameter, or None if the spec does not have it."""
-    return params.get(scale_param_of(task))
-
-
-def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
-    """One row per run folder under root/runs (columns RUN_COLUMNS) and the ids of unreadable ones.
-
-    Reads every folder through the one validated reader (bench.run.records.scan_runs); never writes. A
-    folder with a bad file, or whose name is not its spec's hash (a copy), is listed as unreadable
-    instead of stopping the whole leaderboard or counting as another seed.
-    """
-    from bench.run.records import scan_runs
-
-    records, unreadable = scan_runs(Path(root), warn=warn)  # each bad folder: one warning line naming it
-    return runs_frame(records), unreadable
-
-
-def runs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
-    """Runs already read (scan_runs) as the leaderboard's table, one row per run (columns RUN_COLUMNS)."""
-    from bench.run.records import shown_state
-
-    rows: list[dict[str, Any]] = []
-    for record in records:
-        spec, status = record.spec, record.status
-        train, task = spec["train"], spec["task"]
-        n = record.evaluation["final"]["overall"]["n"] if record.evaluation is not None else None
-        rows.append({
-            "run_id": record.run_id,
-            "config": config_key(spec),
-            "task": task,
-            "scale": scale_of(task, spec["task_params"]),
-            "solver": spec["solver"],
-            "seed": train["seed"],
-            "state": shown_state(status),
-            "step": status.get("step"),
-            "accuracy": status.get("accuracy"),
-            "low": status.get("low"),
-            "high": status.get("high"),
-            "n": n,
-            "target": train["target"],
-            "reached_target": status.get("reached_target"),
-            "steps_to_target": status.get("steps_to_target"),
-            "elapsed": status.get("elapsed"),
-            "parameters": status.get("parameters"),
-            "spec": spec,
-        })
-    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for column in ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    return frame
 
 
 def filter_runs(
@@ -192,9 +125,11 @@ def varying_settings(specs: list[dict[str, Any]]) -> set[str]:
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration over its finished runs (columns BOARD_COLUMNS); unfinished rows are ignored."""
-    finished = runs[runs["state"] == "finished"]
+    finished = finished_runs(runs)
     if finished.empty:
         return pd.DataFrame(columns=BOARD_COLUMNS)
+    if "flops_per_step" not in finished:  # a table built before FLOPs were recorded
+        finished = finished.assign(flops_per_step=math.nan)
     # What tells rows apart is judged among the configurations of one task and solver: an option only
     # a thinker has does not need naming next to gpt.
     configs = finished.drop_duplicates("config")
@@ -207,11 +142,14 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
         accuracies = group["accuracy"].to_numpy(dtype=float)
         if len(group) >= 2:
             mean, low, high = mean_interval(accuracies.tolist())
-            interval = "t"
+            interval = "bootstrap"
         else:
             mean, low, high = float(accuracies[0]), float(first["low"]), float(first["high"])
             interval = "wilson"
         reached = group["steps_to_target"].dropna()
+        successes = sum(succeeded(a, t) for a, t in zip(accuracies, group["target"]))
+        success_low, success_high = exact_interval(successes, len(group))
+        train_flops = (group["flops_per_step"] * group["step"]).dropna()
         rows.append({
             "config": config,
             "task": first["task"],
@@ -223,7 +161,12 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             "low": low,
             "high": high,
             "interval": interval,
-            "success": float(np.mean(accuracies >= group["target"].to_numpy(dtype=float))),
+            "successes": successes,
+            "success": successes / len(group),
+            "success_low": success_low,
+            "success_high": success_high,
+            "flops_per_step": float(group["flops_per_step"].median()),
+            "train_flops": float(train_flops.median()) if len(train_flops) else math.nan,
             "time_s": float(group["elapsed"].median()),
             "steps_to_target": float(reached.median()) if len(reached) else math.nan,
             "parameters": first["parameters"],
@@ -256,7 +199,7 @@ def state_counts(runs: pd.DataFrame) -> dict[str, int]:
     return {str(state): int(count) for state, count in unfinished["state"].value_counts().sort_index().items()}
 
 
-_WHOLE_NUMBERS = {"scale", "seeds", "parameters", "steps_to_target"}
+_WHOLE_NUMBERS = {"scale", "seeds", "successes", "parameters", "steps_to_target", "flops_per_step", "train_flops"}
 
 
 def board_records(board: pd.DataFrame) -> list[dict[str, Any]]:
@@ -301,23 +244,21 @@ def only_runs(runs: pd.DataFrame, run_ids: set[str] | None) -> pd.DataFrame:
 
 
 def frontier_board(
-    root: Path, task: str | None = None, solver: str | None = None, min_rate: float = 0.5, run_ids: set[str] | None = None,
+    root: Path, task: str | None = None, solver: str | None = None, min_rate: float = FRONTIER_MIN_RATE,
+    run_ids: set[str] | None = None,
     axis: str | None = None, runs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per task, solver and configuration (all settings but seed and scale): the frontier, the
     largest scale tested, the success rate at each scale and the AUC (definitions: bench/analysis/frontier.py).
     `axis` names the task parameter that is the scale (default: each task's --max parameter); runs
     whose task lacks it are left out. `runs`: `load_runs`'s table when the caller has read it already."""
-    from bench.analysis.frontier import curve_key, frontier_table
-
     if runs is None:
         runs, _ = load_runs(root)
     runs = only_runs(runs, run_ids)
-    finished = filter_runs(runs, task, solver, None)
-    finished = finished[finished["state"] == "finished"].copy()
+    finished = finished_runs(filter_runs(runs, task, solver, None)).copy()
     if axis is not None and not finished.empty:
-        finished["scale"] = finished["spec"].map(lambda spec: spec["task_params"].get(axis))
-        finished = finished[finished["scale"].notna()]
+        # no run with that task parameter: no curve (with_scale_axis would call it an error)
+        finished = with_scale_axis(finished, axis) if axis in finished else finished.iloc[0:0]
     if finished.empty:
         return pd.DataFrame(columns=["task", "solver", "curve", "frontier", "largest_tested", "scales", "rates", "auc"])
     finished["curve"] = finished["spec"].map(lambda spec: curve_key(spec, axis))
@@ -334,3 +275,94 @@ def frontier_board(
             names[curve] = settings_text(spec, varying, axis)
     table["settings"] = table["curve"].map(names)
     return table
+
+
+# ---- "A beats B": tests between two configurations ------------------------------------------------
+
+
+def resolve_config(runs: pd.DataFrame, prefix: str) -> str:
+    """The configuration key (the leaderboard's `config` column) that `prefix` starts; one-line
+    UserError naming the known keys when none or several match."""
+    from bench.errors import UserError
+
+    finished = finished_runs(runs)
+    keys = sorted(set(finished["config"])) if not finished.empty else []
+    matches = [key for key in keys if key.startswith(prefix)] if prefix else []
+    if len(matches) != 1:
+        known = ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else "") if keys else "none"
+        why = "is ambiguous" if matches else "matches no configuration with finished runs"
+        raise UserError(f"--test {prefix!r} {why}; known configs (the leaderboard's config column): {known}")
+    return matches[0]
+
+
+def read_answers(path: Path) -> dict[str, Any] | None:
+    """A run's answers.json (validated), or None for a record made before answers were stored."""
+    from bench.run.records import read_validated
+
+    file = Path(path) / "answers.json"
+    return read_validated(file) if file.exists() else None
+
+
+def compare_configs(runs: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
+    """Two configurations compared the way a reviewer checks "A beats B":
+
+    - success over seeds: k_a/n_a versus k_b/n_b with Fisher's exact test (two-sided p);
+    - mean accuracy over seeds with bootstrap intervals;
+    - per-problem answers, paired: for every seed both configurations ran on the same test problems
+      (equal `problems_sha256` in answers.json), the paired permutation test on right/wrong per
+      problem, and one test pooling all such seed pairs (problem x seed as the unit)."""
+    from bench.stats import bootstrap_interval, fisher_exact, paired_permutation_test
+
+    result: dict[str, Any] = {}
+    groups = {}
+    for name, prefix in (("a", a), ("b", b)):
+        key = resolve_config(runs, prefix)
+        group = finished_runs(runs[runs["config"] == key])
+        groups[name] = group
+        mean, low, high = bootstrap_interval(group["accuracy"].tolist())
+        successes = sum(succeeded(x, t) for x, t in zip(group["accuracy"], group["target"]))
+        first = group.iloc[0]
+        result[name] = {
+            "config": key, "task": first["task"], "scale": first["scale"], "solver": first["solver"],
+            "seeds": int(len(group)), "successes": int(successes), "accuracy": mean, "low": low, "high": high,
+        }
+    result["fisher_p"] = fisher_exact(result["a"]["successes"], result["a"]["seeds"], result["b"]["successes"], result["b"]["seeds"])
+    pairs, pooled_a, pooled_b = [], [], []
+    by_seed_b = {int(row["seed"]): row for row in groups["b"].to_dict("records")}
+    for row_a in sorted(groups["a"].to_dict("records"), key=lambda row: int(row["seed"])):
+        row_b = by_seed_b.get(int(row_a["seed"]))
+        if row_b is None:
+            continue
+        answers_a, answers_b = (read_answers(Path(row["path"])) for row in (row_a, row_b))
+        if answers_a is None or answers_b is None or answers_a["problems_sha256"] != answers_b["problems_sha256"]:
+            continue
+        scores_a = [int(c) for c in answers_a["correct"]]
+        scores_b = [int(c) for c in answers_b["correct"]]
+        pairs.append({"seed": int(row_a["seed"]), "n": len(scores_a), "a_right_b_wrong": sum(x > y for x, y in zip(scores_a, scores_b)),
+                      "b_right_a_wrong": sum(y > x for x, y in zip(scores_a, scores_b)),
+                      "p": paired_permutation_test(scores_a, scores_b)})
+        pooled_a += scores_a
+        pooled_b += scores_b
+    result["paired"] = pairs
+    result["paired_pooled_p"] = paired_permutation_test(pooled_a, pooled_b) if pairs else None
+    return result
+
+
+def comparison_lines(result: dict[str, Any]) -> list[str]:
+    """`compare_configs`'s result as lines a person reads."""
+    lines = []
+    for name in ("a", "b"):
+        side = result[name]
+        lines.append(
+            f"{name.upper()} {side['config']} ({side['task']} {side['scale']} {side['solver']}): success {side['successes']}/{side['seeds']} seeds, "
+            f"mean accuracy {side['accuracy']:.3f} (95% bootstrap {side['low']:.3f}-{side['high']:.3f})"
+        )
+    lines.append(f"Fisher's exact test on success over seeds: p = {result['fisher_p']:.4g} (two-sided)")
+    if not result["paired"]:
+        lines.append("paired test: no seed of both has answers.json on the same test problems (records made before answers were stored)")
+    for pair in result["paired"]:
+        lines.append(f"seed {pair['seed']}: {pair['n']} problems, A right and B wrong on {pair['a_right_b_wrong']}, "
+                     f"B right and A wrong on {pair['b_right_a_wrong']}; paired permutation p = {pair['p']:.4g}")
+    if result["paired"]:
+        lines.append(f"pooled over {len(result['paired'])} seed pair(s): paired permutation p = {result['paired_pooled_p']:.4g}")
+    return lines

@@ -144,13 +144,13 @@ def _show(value: Any) -> str:
 
 
 def write_report(
-    root: Path, name: str, description: str, command: str, run_ids: set[str], min_rate: float, plot_kinds: Sequence[str],
-    cells: int,
+    root: Path, name: str, description: str, command: str, run_ids: set[str], plot_kinds: Sequence[str], cells: int,
 ) -> Path:
-    """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path."""
+    """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path. The frontier
+    follows the one rule of every report (bench.analysis.frontier.FRONTIER_MIN_RATE)."""
     from bench.analysis.tables import frontier_markdown
-    from bench.analysis.compare import compare, frontier_board, runs_frame
-    from bench.analysis.frontier import run_table
+    from bench.analysis.compare import compare, frontier_board
+    from bench.analysis.frontier import FRONTIER_MIN_RATE, FRONTIER_RULE, finished_runs, run_table
     from bench.analysis.plots import make_plots
     from bench.run.records import scan_runs
 
@@ -158,15 +158,14 @@ def write_report(
     out_dir.mkdir(parents=True, exist_ok=True)
     # Every table below is built from this one read of the experiment's run folders.
     records, unreadable = scan_runs(root, run_ids)
-    loaded = (runs_frame(records), unreadable)
-    board, notes = compare(root, run_ids=run_ids, sort="accuracy", loaded=loaded)
+    runs = run_table(root, finished_only=False, records=records)
+    board, notes = compare(root, run_ids=run_ids, sort="accuracy", loaded=(runs, unreadable))
     if board.empty:
         raise UserError(f"experiment {name}: none of its {cells} runs has finished; nothing to report")
     finished = int(board["seeds"].sum())
     for old in out_dir.glob("*.png"):  # figures of an earlier grid must not outlive it
         old.unlink()
-    runs = run_table(root, run_ids, records=records)
-    figures = make_plots(runs, root, out_dir, plot_kinds, prefix=name)
+    figures = make_plots(finished_runs(runs), root, out_dir, plot_kinds, prefix=name)
     lines = [f"# {name}", ""]
     if description:
         lines += [description.strip(), ""]
@@ -180,9 +179,9 @@ def write_report(
         "",
         leaderboard_markdown(board, best_floors(root, board)),
         "",
-        f"## Frontier (a scale counts when at least {min_rate:.0%} of seeds reach the target)",
+        f"## Frontier ({FRONTIER_RULE}; success by scale: seeds reaching the target, k/n)",
         "",
-        frontier_markdown(frontier_board(root, min_rate=min_rate, run_ids=run_ids, runs=loaded[0])),
+        frontier_markdown(frontier_board(root, min_rate=FRONTIER_MIN_RATE, run_ids=run_ids, runs=runs)),
         "",
     ]
     diagnostics = thought_diagnostics(root, board, {record.run_id: record.evaluation for record in records})

@@ -1,25 +1,29 @@
-"""Reading many runs at once: a table of runs, seed aggregates, the frontier, the area under the curve.
+"""THE table of runs (one row per stored run) and what every report computes from it: seed aggregates,
+the frontier, the area under the curve.
 
-Functions here take a pandas DataFrame with one row per run and (at least) the columns
+`run_table` / `load_runs` read the results store once into a DataFrame, one row per run: its identity
+(`run_id`, `config`: the spec's hash without the seed, `spec`, `path`), every setting of its spec as a
+column (`task`, `solver`, `d_model`, `seed`, `target`, ...), `scale` (the task's scale parameter:
+`scale_param_of`, the one lookup) and its outcome (`state`, `accuracy`, `low`, `high`, `n`, `success`,
+...). The leaderboards (bench/analysis/compare.py), plots, `bench sweep`'s summary and experiment
+reports all read this one table. The functions below need (at least) the columns
 
     scale     the task's scale (`--max`, or the      seed      the training seed
               parameter `--axis` names: with_scale_axis)
     accuracy  final held-out accuracy in [0, 1]     target    the run's accuracy target
 
-plus whatever columns group the runs (`task`, `solver`, `d_model`, ...). `run_table` builds such a
-table from the results store, with every setting as a column. A table with the runs' specs instead
-(like bench/analysis/compare.py's) groups them into curves with `curve_key`:
+plus whatever columns group the runs; `curve_key` groups runs into curves by their spec:
 
     runs["curve"] = runs["spec"].map(curve_key)
     frontier_table(runs, by=["task", "solver", "curve"])
 
-`bench compare`, `bench plot` and `bench sweep` all use these definitions, so the three agree.
-
 Definitions:
-- a run *succeeds* when its final held-out accuracy reaches its target (the spec's `--target`);
+- a run *succeeds* when its final held-out accuracy reaches its target (the spec's `--target`):
+  `succeeded`, the one definition (the status record's `reached_target` says the same);
 - the *success rate* at a scale is the share of seeds that succeed there;
 - the *frontier* of a group is the largest scale up to which every tested scale, from the smallest
-  up, has a success rate of at least `min_rate` (default 0.5: most seeds). Contiguous on purpose: a
+  up, has a success rate of at least `min_rate` (FRONTIER_MIN_RATE = 0.6: 3 of 5 seeds, in every
+  report; `bench compare --min-rate` may explore other bars). Contiguous on purpose: a
   lucky pass above a failed scale does not move it. NaN when even the smallest scale fails;
 - the *area under the curve* (AUC) is the trapezoid area under mean accuracy over seeds versus
   log2(scale) (the scales of a sweep are usually geometric), divided by the log-scale range, so it is
@@ -37,60 +41,78 @@ import pandas as pd
 
 from bench.run.records import RunRecord, scan_runs
 
-# Columns of `run_table` that describe a run's outcome, not its configuration.
+# Columns of `run_table` that identify a run or describe its outcome, not its configuration (every
+# other column is a setting of its spec: task parameters, solver options, model, optimiser, training).
 RESULT_COLUMNS = (
-    "run_id", "state", "accuracy", "low", "high", "n", "success", "trained_steps", "elapsed",
-    "parameters", "steps_to_target", "thoughts_evaluated", "budget_points",
+    "run_id", "config", "state", "accuracy", "low", "high", "n", "success", "step", "reached_target", "elapsed",
+    "parameters", "flops_per_step", "steps_to_target", "thoughts_evaluated", "budget_points", "spec", "path",
 )
+# Present in every run table, even an empty one.
+RUN_COLUMNS = ("run_id", "config", "task", "scale", "solver", "seed", "target", *RESULT_COLUMNS[2:])
+_NUMERIC_COLUMNS = ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n", "flops_per_step")
 # Configuration columns that never name a line of a plot or a row of a summary on their own.
 NOT_A_CONFIG = {"seed", "scale", "device", "eval_size", "monitor_size", "eval_every", "eval_thoughts"}
 
-# t quantiles t_{0.975, df} for df = 1..30 (two-sided 95%); beyond, a Cornish-Fisher expansion.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)
+# The one frontier rule of every report (experiment reports, REPORT.md, `bench compare`, `bench plot`):
+# a scale counts when at least 60% of its seeds succeed, i.e. 3 of 5 (2 of 3, 3 of 4): a majority.
+FRONTIER_MIN_RATE = 0.6
+FRONTIER_RULE = "a scale counts when at least 60% of its seeds (3 of 5) reach the target"
 
 
-def t_quantile_975(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964  # better than 1e-3 for df > 30
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+def succeeded(accuracy: Any, target: Any) -> bool:
+    """THE definition of a seed's success, used everywhere (leaderboards, frontier, plots, tests):
+    its final held-out (test split) accuracy reaches its spec's target. Unfinished: not a success."""
+    if _missing(accuracy) or _missing(target):
+        return False
+    return bool(float(accuracy) >= float(target))
 
 
-def curve_key(spec: dict[str, Any], axis: str | None = None) -> str:
-    """Short hash of a run's spec without its seed and its scale (the task parameter `axis`, by
-    default the task's own scale parameter): runs with the same key are points (and seeds) of one
-    accuracy-versus-scale curve, the unit a frontier is computed for."""
+def scale_param_of(task: str) -> str:
+    """THE scale lookup: the name of the task's scale parameter (what --max sets); "max" for a task
+    this checkout no longer registers (its stored runs still read)."""
+    from tasks.registry import task_class
+
+    try:
+        return task_class(task).scale_param
+    except ValueError:  # TaskError: an unknown task
+        return "max"
+
+
+def scale_of(task: str, params: dict[str, Any]) -> Any:
+    """The value of the task's scale parameter in a spec's task_params (None when it lacks it)."""
+    return params.get(scale_param_of(task))
+
+
+def spec_key(spec: dict[str, Any], without_scale: bool = False, axis: str | None = None) -> str:
+    """Short hash of a run's spec without its seed (and, `without_scale`, without its scale: the task
+    parameter `axis`, by default the task's own scale parameter)."""
     import hashlib
     import json
 
-    from tasks.registry import task_class
-
     reduced = json.loads(json.dumps(spec))
     reduced.get("train", {}).pop("seed", None)
-    try:
-        scale_param = axis or task_class(reduced["task"]).scale_param
-    except ValueError:
-        scale_param = "max"
-    reduced.get("task_params", {}).pop(scale_param, None)
+    if without_scale:
+        reduced.get("task_params", {}).pop(axis or scale_param_of(reduced["task"]), None)
     return hashlib.sha256(json.dumps(reduced, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
-def run_record(record: RunRecord) -> dict[str, Any]:
-    """One validated run (bench.run.records) as a flat row: its configuration and, once finished, its result."""
-    from tasks.registry import task_class
+def config_key(spec: dict[str, Any]) -> str:
+    """Runs with the same key are seeds of one configuration (a leaderboard row)."""
+    return spec_key(spec)
+
+
+def curve_key(spec: dict[str, Any], axis: str | None = None) -> str:
+    """Runs with the same key are points (and seeds) of one accuracy-versus-scale curve, the unit a
+    frontier is computed for."""
+    return spec_key(spec, without_scale=True, axis=axis)
+
+
+def run_row(record: RunRecord) -> dict[str, Any]:
+    """One validated run (bench.run.records) as a flat row: its identity, every setting as a column and,
+    once finished, its result (RESULT_COLUMNS say which columns are not settings)."""
+    from bench.run.records import shown_state
 
     spec, status, evaluation = record.spec, record.status, record.evaluation or {}
-    try:
-        scale_param = task_class(spec["task"]).scale_param
-    except ValueError:  # a task this checkout no longer has
-        scale_param = "max"
     row: dict[str, Any] = {"run_id": record.run_id, "task": spec["task"], "solver": spec["solver"]}
     for part in ("model", "optim", "train"):
         row.update(spec.get(part, {}))
@@ -100,18 +122,21 @@ def run_record(record: RunRecord) -> dict[str, Any]:
         row[key if key not in row else f"solver_{key}"] = value
     row["eval_thoughts"] = tuple(row.get("eval_thoughts") or ())
     row["device"] = spec.get("device")
-    row["scale"] = spec.get("task_params", {}).get(scale_param)
+    row["scale"] = scale_of(spec["task"], spec.get("task_params", {}))
     final = (evaluation.get("final") or {}).get("overall") or {}
     finished = status.get("state") == "finished" and bool(final)
     row.update(
-        state=status.get("state", "new"),
+        config=config_key(spec),
+        state=shown_state(status),
         accuracy=final.get("accuracy") if finished else np.nan,
         low=final.get("low") if finished else np.nan,
         high=final.get("high") if finished else np.nan,
         n=final.get("n") if finished else np.nan,
-        trained_steps=status.get("step"),
+        step=status.get("step"),
+        reached_target=status.get("reached_target"),
         elapsed=status.get("elapsed"),
         parameters=status.get("parameters"),
+        flops_per_step=status.get("flops_per_step"),
         steps_to_target=status.get("steps_to_target"),
         thoughts_evaluated=(evaluation.get("final") or {}).get("thoughts"),
         # (budget, accuracy) at the trained budget and at every --eval-thoughts budget
@@ -120,20 +145,45 @@ def run_record(record: RunRecord) -> dict[str, Any]:
             for entry in [evaluation.get("final") or {}, *(evaluation.get("budgets") or [])]
             if finished and entry.get("thoughts") is not None and entry.get("overall")
         ),
+        spec=spec,
+        path=str(record.path),
     )
-    row["success"] = bool(finished and row["accuracy"] >= row.get("target", 1.0))
+    row["success"] = finished and succeeded(row["accuracy"], row.get("target"))
     return row
 
 
 def run_table(
     root: Path, run_ids: Iterable[str] | None = None, finished_only: bool = True, records: Sequence[RunRecord] | None = None,
 ) -> pd.DataFrame:
-    """A table of runs under `root` (all, or those in `run_ids`), one row per run. `records`: the runs
-    when the caller has read them already (scan_runs), so a report reads each folder once."""
+    """THE table of runs under `root` (all, or those in `run_ids`), one row per run (`run_row`), for
+    leaderboards, frontiers, plots and reports alike. `records`: the runs when the caller has read them
+    already (scan_runs), so a report reads each folder once."""
     if records is None:
         records, _ = scan_runs(root, run_ids)  # a bad folder: skipped with one warning naming it
-    rows = [run_record(record) for record in records]
-    return pd.DataFrame([row for row in rows if not finished_only or row["state"] == "finished"])
+    rows = [run_row(record) for record in records]
+    table = pd.DataFrame([row for row in rows if not finished_only or row["state"] == "finished"])
+    for column in RUN_COLUMNS:  # an empty store still has the columns every reader looks up
+        if column not in table:
+            table[column] = pd.Series(dtype=object)
+    for column in _NUMERIC_COLUMNS:
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype(float)
+    return table
+
+
+def load_runs(root: Path, warn: bool = True) -> tuple[pd.DataFrame, list[str]]:
+    """Every run folder under root/runs as `run_table` (unfinished runs too) and the ids of unreadable ones.
+
+    Reads every folder through the one validated reader (bench.run.records.scan_runs); never writes. A
+    folder with a bad file, or whose name is not its spec's hash (a copy), is listed as unreadable
+    instead of stopping the whole leaderboard or counting as another seed.
+    """
+    records, unreadable = scan_runs(Path(root), warn=warn)  # each bad folder: one warning line naming it
+    return run_table(root, finished_only=False, records=records), unreadable
+
+
+def finished_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of finished runs (the only ones any report counts)."""
+    return runs[runs["state"] == "finished"] if not runs.empty else runs
 
 
 def check_axis(axis: str | None, task: str | None = None) -> None:
@@ -182,18 +232,14 @@ def config_columns(runs: pd.DataFrame, extra_excluded: Iterable[str] = ()) -> li
 
 
 def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and a 95% Student-t interval of the mean, clipped to [0, 1]. One value: no interval."""
-    data = np.asarray([v for v in values if not _missing(v)], dtype=float)
-    if data.size == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(data.mean())
-    if data.size == 1:
-        return mean, mean, mean
-    half = t_quantile_975(data.size - 1) * float(data.std(ddof=1)) / math.sqrt(data.size)
-    return mean, max(0.0, mean - half), min(1.0, mean + half)
+    """Mean accuracy over seeds and its 95% percentile bootstrap interval (bench.stats.bootstrap_interval:
+    exact enumeration for up to 6 seeds, so deterministic). One value: no interval."""
+    from bench.stats import bootstrap_interval
+
+    return bootstrap_interval([v for v in values if not _missing(v)])
 
 
-def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = 0.5) -> pd.DataFrame:
+def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
     """Per group and scale: seeds, mean accuracy with its interval, min and max, success rate."""
     _require(runs, ["scale", "accuracy"])
     success = _success(runs)
@@ -208,13 +254,15 @@ def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min
             "seeds": int(group["accuracy"].notna().sum()),
             "accuracy": mean, "low": low, "high": high,
             "min": float(group["accuracy"].min()), "max": float(group["accuracy"].max()),
+            "successes": int(group["_success"].sum()),
             "success_rate": float(group["_success"].mean()),
-            "solved": bool(group["_success"].mean() >= min_rate),
+            # a tolerance, so 3 of 5 meets 0.6 whatever the rounding of 0.6 * 5
+            "solved": bool(group["_success"].sum() >= min_rate * len(group) - 1e-9),
         })
     return pd.DataFrame(rows)
 
 
-def frontier(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = 0.5) -> pd.DataFrame:
+def frontier(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
     """Per group: the frontier (see the module docstring), the scales tested and the largest one."""
     if not 0.0 < min_rate <= 1.0:
         raise ValueError(f"min_rate={min_rate} must be in (0, 1]")
@@ -232,7 +280,8 @@ def frontier(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rat
             "frontier": reached,
             "largest_tested": group["scale"].max(),
             "scales": len(group),
-            "rates": " ".join(f"{int(s)}:{r:.2f}" for s, r in zip(group["scale"], group["success_rate"])),
+            # success k/n seeds per scale: counts, not rates, so a reader sees how few seeds stand behind each
+            "rates": " ".join(f"{s:g}:{k}/{n}" for s, k, n in zip(group["scale"], group["successes"], group["seeds"])),
         })
     return pd.DataFrame(rows)
 
@@ -263,7 +312,7 @@ def normalised_auc(scales: Sequence[float], accuracies: Sequence[float], log_sca
     return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2) / width)
 
 
-def frontier_table(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = 0.5) -> pd.DataFrame:
+def frontier_table(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
     """The frontier and the AUC side by side, one row per group."""
     return frontier(runs, by, min_rate).merge(area_under_curve(runs, by), on=list(by), how="left")
 
@@ -273,7 +322,7 @@ def frontier_table(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), m
 
 def _success(runs: pd.DataFrame) -> pd.Series:
     if "target" in runs:
-        return (runs["accuracy"] >= runs["target"]).fillna(False)
+        return pd.Series([succeeded(a, t) for a, t in zip(runs["accuracy"], runs["target"])], index=runs.index, dtype=bool)
     if "success" in runs:
         return runs["success"].astype(bool)
     raise ValueError("runs need a 'target' or a 'success' column")

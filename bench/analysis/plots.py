@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.analysis.frontier import config_columns, mean_interval, seed_summary, with_scale_axis  # noqa: E402
+from bench.analysis.frontier import config_columns, mean_interval, scale_param_of, seed_summary, with_scale_axis  # noqa: E402
 from bench.run.records import StoreError, warn_skipped  # noqa: E402
 from bench.run.store import RunDir  # noqa: E402
 
@@ -100,7 +100,7 @@ def accuracy_vs_scale(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis:
         ax.set_xticks(scales, [str(int(s)) for s in scales])
         ax.minorticks_off()
         ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel(f"scale ({axis or _scale_param(str(task))})")
+        ax.set_xlabel(f"scale ({axis or scale_param_of(str(task))})")
         ax.set_ylabel("held-out accuracy")
         seeds_note = f"{int(task_runs['seed'].nunique())} seed(s)"
         ax.set_title(f"{task}: accuracy vs {axis or 'scale'} (mean over seeds, 95% band; dots: seeds; {seeds_note})", fontsize=9)
@@ -232,12 +232,3 @@ def make_plots(
     if "curves" in kinds:
         paths += training_curves(runs, root, out_dir, prefix, axis)
     return paths
-
-
-def _scale_param(task: str) -> str:
-    from tasks.registry import task_class
-
-    try:
-        return task_class(task).scale_param
-    except ValueError:
-        return "max"

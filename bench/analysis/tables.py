@@ -13,15 +13,27 @@ from bench.analysis.compare import board_records
 # (header, column) for markdown; the rich table folds settings under the solver and leaves out config.
 SHOWN: list[tuple[str, str]] = [
     ("task", "task"), ("scale", "scale"), ("solver", "solver"), ("settings", "settings"), ("seeds", "seeds"),
-    ("accuracy", "accuracy"), ("95% CI", "ci"), ("success", "success"), ("time s", "time_s"),
+    ("accuracy", "accuracy"), ("95% CI", "ci"), ("success", "success"), ("success 95% CI", "success_ci"),
+    ("FLOPs/step", "flops_per_step"), ("train FLOPs", "train_flops"), ("time s", "time_s"),
     ("steps", "steps_to_target"), ("params", "parameters"), ("config", "config"),
 ]
 TABLE_SHOWN = [(h, c) for h, c in SHOWN if c != "config"]
 INTERVAL_NOTE = (
-    "success: seeds reaching the target; time s, steps: medians (steps: to the target, over seeds that reached it); "
-    "95% CI: Student's t across seeds, * one seed: Wilson interval over its held-out problems"
+    "accuracy: mean over seeds of the final test-split accuracy; 95% CI: percentile bootstrap over seeds "
+    "(* one seed: Wilson interval over its held-out problems); success: seeds whose final accuracy reaches the "
+    "target, k/n, with Clopper-Pearson's exact 95% interval; FLOPs/step: one training step, counted by torch at "
+    "run time; train FLOPs, time s, steps: medians over seeds (steps: to the target, over seeds that reached it)"
 )
-RIGHT = {"scale", "seeds", "accuracy", "ci", "success", "time_s", "steps_to_target", "parameters"}
+RIGHT = {"scale", "seeds", "accuracy", "ci", "success", "success_ci", "flops_per_step", "train_flops", "time_s",
+         "steps_to_target", "parameters"}
+
+
+def flops_text(value: Any) -> str:
+    """A FLOP count in three significant digits: 1.23e9 (no '+', no leading zeros in the exponent)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    mantissa, exponent = f"{float(value):.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
@@ -32,7 +44,6 @@ def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
 
     rows = []
     for record in board_records(board):
-        successes = round(record["success"] * record["seeds"])
         rows.append({
             "task": record["task"],
             "scale": number(record["scale"], "{}"),
@@ -42,7 +53,10 @@ def display_rows(board: pd.DataFrame) -> list[dict[str, str]]:
             "accuracy": number(record["accuracy"], "{:.3f}"),
             "ci": "-" if record["low"] is None or record["high"] is None
             else f"{record['low']:.3f}-{record['high']:.3f}" + ("*" if record["interval"] == "wilson" else ""),
-            "success": f"{successes}/{record['seeds']}",
+            "success": f"{record['successes']}/{record['seeds']}",
+            "success_ci": f"{record['success_low']:.2f}-{record['success_high']:.2f}",
+            "flops_per_step": flops_text(record["flops_per_step"]),
+            "train_flops": flops_text(record["train_flops"]),
             "time_s": number(record["time_s"], "{:.1f}"),
             "steps_to_target": number(record["steps_to_target"], "{:g}"),
             "parameters": number(record["parameters"], "{:,.0f}"),

@@ -13,9 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench.cli import app
+from bench.cli.options import ResultsOption
 from bench.analysis.compare import FORMATS, SORT_KEYS, board_records, compare, frontier_board
 from bench.errors import UserError, user_errors_exit
-from bench.analysis.frontier import check_axis
+from bench.analysis.frontier import FRONTIER_MIN_RATE, check_axis
 from bench.analysis.tables import (
     FRONTIER_COLUMNS, INTERVAL_NOTE, RIGHT, TABLE_SHOWN, display_rows, frontier_cells, frontier_markdown, markdown_table,
 )
@@ -44,14 +45,15 @@ def notes_text(notes: dict[str, Any]) -> list[str]:
 @app.command("compare")
 @user_errors_exit
 def compare_command(
-    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    results: Optional[str] = ResultsOption,
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task."),
     solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Only this solver."),
     max_value: Optional[int] = typer.Option(None, "--max", "-m", help="Only this scale (the task's --max)."),
     sort: str = typer.Option("accuracy", "--sort", help=f"Rank within each task and scale by: {', '.join(SORT_KEYS)}."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(FORMATS)}."),
     frontier: bool = typer.Option(False, "--frontier", help="Show the frontier table instead of the leaderboard (tables show both)."),
-    min_rate: float = typer.Option(0.5, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale."),
+    min_rate: float = typer.Option(FRONTIER_MIN_RATE, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale (every report uses the default)."),
+    test: Optional[tuple[str, str]] = typer.Option(None, "--test", help="Two configs (the config column, or a unique prefix): Fisher's exact test on success over seeds and a paired permutation test on per-problem answers."),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Only the cells of this sweep (its name under results/sweeps/)."),
     axis: Optional[str] = typer.Option(None, "--axis", help="Frontier over this task parameter (e.g. sort's length) instead of each task's --max."),
 ) -> None:
@@ -67,6 +69,16 @@ def compare_command(
         raise UserError(f"--min-rate {min_rate} must be in (0, 1]")
     check_axis(axis, task)
     root = readable_root(results)
+    if test is not None:
+        from bench.analysis.compare import compare_configs, comparison_lines, load_runs
+
+        runs, _ = load_runs(root)
+        result = compare_configs(runs, *test)
+        if fmt == "json":
+            print(json.dumps(result, default=lambda value: value.item() if hasattr(value, "item") else str(value)))
+        else:
+            print("\n".join(comparison_lines(result)))
+        return
     canonical = canonical_solver(solver) if solver else None
     run_ids = sweep_run_ids(root, sweep) if sweep else None
     if frontier and fmt != "table":
@@ -105,7 +117,7 @@ def compare_command(
             table.add_row(*(escape(row[column]) for _, column in TABLE_SHOWN))
         console = Console(highlight=False)
         if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
-            console = Console(highlight=False, width=max(console.width, 140))
+            console = Console(highlight=False, width=max(console.width, 180))
         console.print(table)
         console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate, run_ids, axis), min_rate, axis))
 
@@ -122,7 +134,7 @@ def frontier_rich_table(table: pd.DataFrame, min_rate: float, axis: str | None =
     scale = f"value of {axis}" if axis else "scale"
     rich_table = Table(
         title=f"frontier: largest {scale} up to which >= {min_rate:.0%} of seeds reach the target at every tested {scale}",
-        caption="rates: scale:success rate; auc: mean accuracy over log2(scale), normalised to [0, 1]; none: even the smallest scale fails",
+        caption="success by scale: scale:k/n seeds reaching the target; auc: mean accuracy over log2(scale), normalised to [0, 1]; none: even the smallest scale fails",
         box=box.SIMPLE_HEAD,
     )
     for header in ("task", "solver", "settings", "frontier", "largest tested", "success by scale", "AUC"):

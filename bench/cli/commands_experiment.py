@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from bench.cli import app
+from bench.cli.options import ResultsOption
 from bench.errors import UserError, user_errors_exit
 
 err_console = Console(stderr=True)
@@ -22,14 +23,14 @@ def experiment(
     report_only: bool = typer.Option(False, "--report-only", help="Do not train: rebuild the report from the runs finished so far."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    results: Optional[str] = ResultsOption,
 ) -> None:
     """Run an experiment's sweep (finished cells are reused, a stopped one resumes), then write its
     report (leaderboard, frontier, thought diagnostics, figures) under RESULTS/experiments/NAME/.
 
     Example: bench experiment experiments/add_solvers.toml
     """
-    from bench.cli.commands_sweep import run_plan, stopped
+    from bench.cli.sweep_view import run_and_show
     from bench.analysis.experiment import report_dir, write_report
     from bench.run.store import check_writable, results_root
     from bench.sweep.plan import load_experiment
@@ -39,17 +40,16 @@ def experiment(
     plan, options = load_experiment(file)
     plan.name = plan.name or file.stem
     root = results_root(results)
-    result = run_plan(plan, root, jobs, "local", None, quiet, options["min_rate"], dry_run, train=not report_only,
-                      before_training=lambda label: check_writable(report_dir(root, label), "experiment report folder"))
-    if result is None:
+    swept = run_and_show(plan, root, jobs, "local", None, quiet, dry_run, train=not report_only,
+                         before_training=lambda label: check_writable(report_dir(root, label), "experiment report folder"))
+    if swept is None:
         return
-    expansion, label, counts = result
-    run_ids = {cell.run_id for cell in expansion.cells}
-    report = write_report(root, label, plan.description, f"bench experiment {file.as_posix()}", run_ids,
-                          options["min_rate"], options["plots"], len(expansion.cells))
+    cells = swept.expansion.cells
+    report = write_report(root, swept.name, plan.description, f"bench experiment {file.as_posix()}",
+                          {cell.run_id for cell in cells}, options["plots"], len(cells))
     print(report)
-    if stopped(counts):
+    if swept.stopped:
         err_console.print("experiment interrupted; the report covers the finished runs; run the same command again to resume")
         raise typer.Exit(130)
-    if counts.get("failed"):
+    if swept.counts.get("failed"):
         raise typer.Exit(1)

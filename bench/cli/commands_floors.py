@@ -28,7 +28,7 @@ def floors_command(
 ) -> None:
     """Shortcut floors: what predictors that never solve the problem score on the test split.
 
-    Majority answer, majority per size bucket, and the task's surface rules (graph: isolated endpoint; sat: clause and literal counts, a logistic regression on size statistics; sort: copy the input; add, multiadd: the sum without the modulus). graph and sat score the answer's kind (path / no path, SAT / UNSAT); the others the whole answer. Read a solver's accuracy against the best floor.
+    Majority answer, majority per size bucket, and the task's surface rules (graph: isolated endpoint; sat: clause and literal counts, a logistic regression on size statistics; sort: copy the input; add, multiadd: the sum without the modulus; perm: the last element, the product of the last r; parity: the last r bits, the majority bit; mult: no carries). graph and sat score the answer's kind (path / no path, SAT / UNSAT); the others the whole answer. Read a solver's accuracy against the best floor.
 
     Example: bench floors --task graph --max 16
     """

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.cli import app
+from bench.cli.options import ResultsOption
 from bench.errors import UserError, user_errors_exit
 
 console = Console()
@@ -33,7 +34,7 @@ def inspect(
     thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Answer with this thought budget (default: the trained one)."),
     wrong: bool = typer.Option(False, "--wrong", help="Show only problems the model gets wrong."),
     code: bool = typer.Option(False, "--code", help="Thinkers: what each thought position encodes (lookup probes to the task's features, fitted on training problems, scored on held-out ones)."),
-    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    results: Optional[str] = ResultsOption,
 ) -> None:
     """Show a run's held-out problems with its thoughts, the reference trace and the answer, right or wrong.
 
@@ -54,6 +55,10 @@ def inspect(
     run_dir = find_run(root, run_id)
     checkpoint = run_dir.file("checkpoint.pt")
     if not checkpoint.exists():
+        from bench.run.store import missing_checkpoint_message
+
+        if run_dir.status().get("state") == "finished":  # a committed record: the checkpoint is left out
+            raise UserError(missing_checkpoint_message(run_dir.path))
         raise UserError(f"run {run_dir.run_id} has no checkpoint yet (state: {run_dir.status().get('state')})")
     spec = RunSpec.from_json(run_dir.read("spec.json"))
     device = spec.device if spec.device == "cpu" or torch.cuda.is_available() else "cpu"

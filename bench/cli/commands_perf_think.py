@@ -32,6 +32,10 @@ def perf_think_command(
     layers: int = typer.Option(2, "--layers", help="Transformer blocks."),
     profile: bool = typer.Option(False, "--profile", help="Also print a torch.profiler summary of the thinker's steps."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Also time the thinker under --precision bf16 (ratio and roofline)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: torch's own choice)."),
+    estimator: Optional[str] = typer.Option(None, "--estimator", help="The thinker's estimator, e.g. imitate (default: the solver's)."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="A task parameter, name=value (repeatable), e.g. terms=4."),
 ) -> None:
     """Time a thinker's whole training step (B x G rollouts, rewards, both losses, the update) at the
     solver's default K, G and batch for the task.
@@ -61,8 +65,18 @@ def perf_think_command(
     for name, value in (("--batch", batch), ("--rounds", rounds), ("--steps", steps), ("--group", group)):
         if value is not None and value < 1:
             raise UserError(f"{name}={value} must be at least 1")
+    if threads is not None:
+        if not 1 <= threads <= 1024:
+            raise UserError(f"--threads {threads} out of range; valid: 1..1024")
+        import torch
+
+        torch.set_num_threads(threads)
+    from tasks.registry import parse_assignments
+
+    task_params = parse_assignments(settings)  # text: make_task types each value
     rows = [
-        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile, credit)
+        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile, credit, bf16,
+                        estimator, task_params)
         for name in names for k in budgets
     ]
     if fmt == "json":
@@ -76,6 +90,11 @@ def perf_think_command(
                       f"{row['gpt_same_positions_ms']:.1f}", f"{row['ratio']:.2f}", f"{row['gpt_ms']:.1f}", f"{row['ratio_to_gpt_batch']:.1f}")
     console = Console(highlight=False)
     console.print(table)
+    for row in rows if bf16 else []:
+        share = row["roofline_share"]
+        console.print(f"{row['solver']} K={row['thoughts']}: bf16 step {row['think_bf16_ms']:.1f} ms, [bold]{row['bf16_ratio']:.2f}x[/] "
+                      f"the fp32 step; roofline ({row['gflop_per_step']:.2f} GFLOP a step): fp32 {100 * share['fp32']:.0f}%, "
+                      f"bf16 {100 * share['bf16']:.0f}% of this CPU's measured matmul peak")
     for row in rows:
         if row["profile"]:
             console.print(f"[bold]{row['solver']} K={row['thoughts']}: where the step's time goes[/]")

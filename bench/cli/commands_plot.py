@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from bench.cli import app
+from bench.cli.options import ResultsOption
 from bench.errors import UserError, user_errors_exit
 
 
@@ -20,7 +21,7 @@ def plot(
     solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Only these solvers, comma-separated."),
     kind: str = typer.Option("scale,budget,curves", "--kind", help="Which figures, comma-separated: scale, budget, curves."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNGs (default: RESULTS/plots)."),
-    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    results: Optional[str] = ResultsOption,
     axis: Optional[str] = typer.Option(None, "--axis", help="Scale axis: this task parameter (e.g. sort's length) instead of each task's --max."),
 ) -> None:
     """Write PNG figures of finished runs under results/plots/ and print each file's path.

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bench.cli import app
+from bench.cli.options import ResultsOption
 from bench.errors import UserError, user_errors_exit
 from bench.run.records import shown_state
 from bench.config import command_options, configs_from, parse_run_option, run_option_types, run_options
@@ -21,7 +22,6 @@ from tasks.registry import parse_assignments
 console = Console()
 err_console = Console(stderr=True)
 
-ResultsOption = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS).")
 
 
 def collect_solver_options(named: dict[str, Any], generic: list[str] | None) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def run(
     force: bool = typer.Option(False, help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete)."),
     wait: bool = typer.Option(False, "--wait", help="If another process is training this exact spec, wait for it instead of stopping (exit 2)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    log: Optional[str] = typer.Option(None, "--log", envvar="THINKBENCH_LOG", help="Also log the training curves to: tensorboard (events in RUN/tensorboard/, `tensorboard --logdir results/runs`; needs the tensorboard extra). Sweeps and experiments: set $THINKBENCH_LOG."),
+    log: Optional[str] = typer.Option(None, "--log", envvar="THINKBENCH_LOG", help="Also log the training curves to: tensorboard (events in RUN/tensorboard/, `tensorboard --logdir results/runs`; needs the tensorboard extra) and/or wandb (Weights & Biases: the spec as config, the run id as name, curves and the final evaluation; WANDB_MODE=offline works without an account; needs the wandb extra), comma-separated. Sweeps and experiments: set $THINKBENCH_LOG."),
     results: Optional[str] = ResultsOption,
     **config: Any,
 ) -> None:
@@ -211,6 +211,8 @@ def show_run(run_id: str, root: Any) -> None:
     header.add_row("state", f"{state} at step {status.get('step')} ({status.get('elapsed') or 0:.1f} s training)")
     if status.get("parameters"):
         header.add_row("parameters", f"{status['parameters']:,}")
+    if status.get("flops_per_step"):
+        header.add_row("compute", f"{status['flops_per_step']:.3g} FLOPs per step, {status['flops_per_step'] * status.get('step', 0):.3g} in training")
     if status.get("steps_to_target"):
         header.add_row("monitor", f"early stop: monitor accuracy reached {spec['train']['target']} at step {status['steps_to_target']}")
     if status.get("monitor_accuracy") is not None:
@@ -267,9 +269,37 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 
 @app.command()
 @user_errors_exit
-def show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."), results: Optional[str] = ResultsOption) -> None:
+def show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    results: Optional[str] = ResultsOption,
+    errors: bool = typer.Option(False, "--errors", help="List the test problems it answered wrong, with the reference (from answers.json; no checkpoint needed)."),
+    limit: int = typer.Option(20, "--limit", help="--errors: list at most this many (0: all)."),
+) -> None:
     """Print a stored run: spec, training curve summary, evaluation by size and depth."""
+    if limit < 0:
+        raise UserError(f"--limit={limit} must be >= 0")
+    if errors:
+        show_errors(run_id, readable_root(results), limit)
+        return
     show_run(run_id, readable_root(results))
+
+
+def show_errors(run_id: str, root: Any, limit: int) -> None:
+    """`bench show RUN --errors`: the wrong answers of the final evaluation beside the reference."""
+    from rich.markup import escape
+
+    from bench.analysis.errors import brief, wrong_answers
+
+    run_dir = find_run(root, run_id)
+    rows, n = wrong_answers(run_dir)
+    console.print(f"run {run_dir.run_id}: {len(rows)} of {n} test problems answered wrong" + (f" (first {limit})" if limit and len(rows) > limit else ""))
+    table = Table()
+    for column in ("#", "problem", "answer", "reference"):
+        table.add_column(column, overflow="fold")
+    for row in rows[: limit or None]:
+        table.add_row(str(row["index"]), escape(brief(row["problem"])), escape(brief(row["answer"], 40)), escape(brief(row["reference"], 40)))
+    if rows:
+        console.print(table)
 
 
 @app.command()

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from bench.cli import app
 from bench.errors import UserError, fail, user_errors_exit
-from bench.analysis.verify import DEFAULT_TIME_LIMIT, TaskScore, score_lines
+from bench.analysis.verify import DEFAULT_TIME_LIMIT, TaskScore, read_lines, score_lines
 from tasks import Batch, Task, make_task, parse_assignments, stream_rng, task_class, task_names
 
 MAX_PROBLEMS = 1_000_000
@@ -47,16 +47,9 @@ def check_choice(option: str, value: str, choices: Iterable[str]) -> str:
 
 # ---- bench tasks ------------------------------------------------------------------------------
 
-# Which parameter drives which difficulty, for tasks whose class does not say (`difficulty_help`).
-DIFFICULTY_FALLBACK = {
-    "add": "max (the modulus) drives width: one answer token out of m; base only changes the trace",
-    "multiadd": "terms drives serial depth (k - 1 running sums); max (the modulus) drives carries and width",
-}
-
-
 def difficulty_text(cls: type[Task]) -> str:
-    """One line: which parameter drives which difficulty (serial depth, width, answer mix)."""
-    return getattr(cls, "difficulty_help", "") or DIFFICULTY_FALLBACK.get(cls.name, "")
+    """One line: which parameter drives which difficulty (serial depth, width, answer mix): the task's own."""
+    return cls.difficulty_help
 
 
 def field_docs(params_cls: type) -> dict[str, str]:
@@ -179,6 +172,43 @@ def check_output_path(path: Path) -> None:
         raise UserError(f"--out {path}: folder {path.parent} does not exist")
 
 
+def write_hf(out: Path | None, task: str, max_value: int | None, overrides: dict[str, str], n: int, seed: int) -> None:
+    """`--format hf`: bench.api.hf_dataset (train, monitor and test, n problems each) saved in folder
+    `out` for `datasets.load_from_disk`; written beside it and renamed into place when complete."""
+    import shutil
+
+    if out is None:
+        raise UserError("--format hf writes a folder: give --out DIR")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; --format hf writes a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "dataset_dict.json").exists():
+        raise UserError(f"--out {out} holds files that are not a dataset; give a new or empty folder")
+    if not out.absolute().parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.absolute().parent} does not exist")
+    from bench.api import hf_dataset  # one line naming the hf extra when `datasets` is missing
+
+    dataset = hf_dataset(task, n, seed, max_value, **overrides)
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        temp = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+    try:
+        dataset.save_to_disk(str(temp))
+        if out.exists():  # an earlier dataset (checked above): replaced only once the new one is whole
+            shutil.rmtree(out)
+        os.replace(temp, out)
+    except BaseException as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UserError(f"cannot write {out}: {exc.strerror}") from None
+        raise
+    Console(stderr=True).print(f"wrote {', '.join(f'{len(dataset[s])} {s}' for s in dataset)} problems to {out} "
+                               f"(datasets.load_from_disk)", highlight=False)
+
+
 def render_text(task: Task, batch: Batch, seed: int, split: str) -> str:
     settings = " ".join(f"{k}={v}" for k, v in task.param_dict().items())
     lines = [f"{task.name}  {settings}  ·  split {split}  ·  seed {seed}"]
@@ -195,24 +225,27 @@ def render_text(task: Task, batch: Batch, seed: int, split: str) -> str:
 def sample_command(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (see `bench tasks`)."),
     max_value: Optional[int] = typer.Option(None, "--max", help="The task's scale; default: the task's own."),
-    n: int = typer.Option(5, "-n", "--n", help="Number of problems."),
+    n: int = typer.Option(5, "-n", "--n", help="Number of problems (per split with --format hf)."),
     assignments: Optional[list[str]] = typer.Option(
         None, "--set", help="Parameter override key=value; repeatable."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same problems."),
     split: str = typer.Option("train", "--split", help="train, monitor or test (disjoint problem sets; eval is the old name of test)."),
-    fmt: str = typer.Option("text", "--format", help="text (for people) or jsonl (for programs)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout."),
+    fmt: str = typer.Option("text", "--format", help="text (for people), jsonl (for programs) or hf (a Hugging Face `datasets` folder with the train, monitor and test splits, -n each; needs --out DIR and the hf extra)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout (--format hf: this folder)."),
 ) -> None:
     """Draw problems of a task and show them with answers and reference traces."""
     if task is None:
         raise UserError(f"missing --task; valid: {', '.join(task_names())}")
     check_choice("--split", split, ("train", "monitor", "test", "eval"))
-    check_choice("--format", fmt, ("text", "jsonl"))
+    check_choice("--format", fmt, ("text", "jsonl", "hf"))
     if not 1 <= n <= MAX_PROBLEMS:
         raise UserError(f"-n {n} out of range; valid: 1..{MAX_PROBLEMS}")
     if seed < 0:
         raise UserError(f"--seed {seed} out of range; valid: a non-negative integer")
+    if fmt == "hf":
+        write_hf(out, task, max_value, parse_assignments(assignments), n, seed)
+        return
     if out is not None:
         check_output_path(out)
     problem_task = make_task(task, max_value, parse_assignments(assignments))
@@ -252,6 +285,7 @@ def verify_command(
 
     A line without an "answer" counts as wrong (column "no answer"); a line whose check runs past
     --time-limit counts as unverified, never right; malformed lines are named on stderr and skipped.
+    A line longer than MAX_LINE_BYTES (32 MiB) stops the command with one error.
     """
     if file is None:
         raise UserError("missing FILE: give a JSONL file written like `bench sample --format jsonl`, or -")
@@ -261,7 +295,7 @@ def verify_command(
     source = open_input(file)
     shown = "stdin" if file == "-" else file
     try:
-        scores, bad = score_lines(source, time_limit)
+        scores, bad = score_lines(read_lines(source, shown), time_limit)
     finally:
         if source is not sys.stdin.buffer:
             source.close()

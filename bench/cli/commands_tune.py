@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.cli import app
+from bench.cli.options import ResultsOption, split_assignment
 from bench.errors import UserError, user_errors_exit
 from bench.sweep.plan import split_values
 
@@ -20,7 +21,6 @@ err_console = Console(stderr=True)
 
 def parse_space(items: list[str] | None) -> dict[str, list[str]]:
     """--space name=v1,v2 (repeatable) -> {name: [values]}; none given -> the default space."""
-    from bench.cli.commands_sweep import split_assignment
     from bench.sweep.plan import normalise_name
     from bench.sweep.tune import DEFAULT_SPACE
 
@@ -80,13 +80,13 @@ def tune(
     output: str = typer.Option("table", "--format", help="table, markdown or json."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    results: Optional[str] = typer.Option(None, "--results", help="Results folder (default: ./results or $THINKBENCH_RESULTS)."),
+    results: Optional[str] = ResultsOption,
 ) -> None:
     """Tune every solver with the same search; select on the monitor split; report test accuracy and compute.
 
     Example: bench tune --task add --max 200 --solver gpt,pause,continuous --space lr=0.0003,0.001,0.003 --seeds 0-1
     """
-    from bench.cli.commands_sweep import run_plan, split_assignment, stopped
+    from bench.cli.sweep_view import run_and_show
     from bench.run.store import atomic_write_json, results_root
     from bench.sweep.tune import add_compute, collect_trials, select, tune_grid
 
@@ -104,10 +104,10 @@ def tune(
         fixed[key.replace("-", "_")] = [text.strip()]
     search = parse_space(space)
     grid = tune_grid(fixed, search, name)
-    result = run_plan(grid, root, jobs, "local", None, quiet, 0.5, dry_run)
-    if result is None:
+    swept = run_and_show(grid, root, jobs, "local", None, quiet, dry_run)  # the frontier: every report's one rule
+    if swept is None:
         return
-    expansion, label, counts = result
+    expansion, label = swept.expansion, swept.name
     rows = select(collect_trials(root, expansion.cells, list(search)))
     if not rows:
         raise UserError("no tuning run has finished yet; run the same command again to resume")
@@ -121,6 +121,6 @@ def tune(
     else:
         console.print(tune_table(rows, f"tuned: {label} (selected on the monitor split; test accuracy reported)"))
     err_console.print(f"[dim]tune record: {root / 'tune' / f'{label}.json'}[/]")
-    if stopped(counts):
+    if swept.stopped:
         err_console.print("tuning interrupted; run the same command again to resume")
         raise typer.Exit(130)

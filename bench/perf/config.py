@@ -34,3 +34,5 @@ class PerfTrainConfig:
     reference: Reference = "encoder"
     """Which plain-PyTorch model to compare with (see the module docstring)."""
     seed: int = 0
+    compare_bf16: bool = True
+    """Also time the project under --precision bf16 and report the roofline (bench/perf/train.py)."""

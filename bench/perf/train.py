@@ -6,8 +6,12 @@ and gradient clipping (1.0). The project side is exactly what `bench run` execut
 `GPTSolver.train_step` (which also reports train accuracy); the reference side is the textbook loop:
 forward, cross-entropy on the answer positions, zero_grad, backward, clip, step, `loss.item()`.
 
-Timing is interleaved in the same process (rounds alternate which side goes first), so a change in
-machine load hits both sides alike; the ratio reported is the median of the per-round ratios.
+Timing is interleaved in the same process (rounds rotate which side goes first), so a change in
+machine load hits every side alike; the ratio reported is the median of the per-round ratios.
+
+The project also runs under `--precision bf16` (a third side, same init): the bf16/fp32 ratio, and a
+roofline line: the step's FLOPs (torch's flop counter) per second against this machine's own
+measured matmul peak in the same precision, so how far a step is from the hardware's limit shows.
 
 Two references:
     encoder  torch's own nn.TransformerEncoderLayer (norm_first, GELU, no dropout, causal)
@@ -130,8 +134,12 @@ def build_sides(cfg: PerfTrainConfig) -> tuple[Solver, ReferenceTrainer, list[Te
     return solver, trainer, batches, cfg.batch * seq_len
 
 
-def _timed(step: Callable[[TensorBatch], Any], batches: list[TensorBatch], steps: int, device: torch.device) -> float:
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+def _timed(step: Callable[[TensorBatch], Any], batches: list[TensorBatch], steps: int, device: torch.device,
+           precision: str = "fp32") -> float:
+    """Seconds for `steps` steps under a precision's autocast (bench/run/precision.py, as `bench run`)."""
+    from bench.run.precision import precision_context
+
+    autocast = precision_context(device, precision)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -143,20 +151,87 @@ def _timed(step: Callable[[TensorBatch], Any], batches: list[TensorBatch], steps
     return time.perf_counter() - start
 
 
+def step_flops(solver: Solver, batch: TensorBatch) -> int:
+    """FLOPs of one training step (matmuls and attention, forward and backward), counted by
+    `torch.utils.flop_counter` on a copy of the solver, so the timed one's optimizer state is untouched."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        copy.deepcopy(solver).train_step(batch)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, shape: tuple[int, int, int] = (1024, 1024, 1024),
+                repeats: int = 5) -> float:
+    """This machine's own matmul rate in GFLOP/s: the best of `repeats` (m x k) @ (k x n) products at
+    this thread count, the roof a training step is held against. `measure_train_throughput` takes it
+    at the model's own MLP shape (tokens x d_model @ d_model x 4 d_model) once per round, beside the
+    steps, so machine load hits the roof and the step alike."""
+    m, k, n = shape
+    a = torch.randn(m, k, device=device).to(dtype)
+    b = torch.randn(k, n, device=device).to(dtype)
+    a @ b  # warm-up (oneDNN builds its kernel once)
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * m * k * n / best / 1e9
+
+
 def measure_train_throughput(cfg: PerfTrainConfig) -> dict[str, Any]:
-    """Tokens/s of both sides (medians over rounds) and the median per-round ratio project/reference."""
+    """Tokens/s of every side (medians over rounds): the project in fp32, the reference (fp32), and,
+    with `cfg.compare_bf16`, the project under `--precision bf16`; the median per-round ratios
+    project/reference and bf16/fp32; and the roofline: the step's GFLOP/s against this machine's
+    measured matmul peak in the same precision."""
     solver, trainer, batches, tokens_per_step = build_sides(cfg)
     device = torch.device(cfg.device)
-    sides = {"project": solver.train_step, "reference": trainer.train_step}
-    for step in sides.values():
-        _timed(step, batches, cfg.warmup, device)
-    rates: dict[str, list[float]] = {"project": [], "reference": []}
+    sides: dict[str, tuple[Callable[[TensorBatch], Any], str]] = {
+        "project": (solver.train_step, "fp32"), "reference": (trainer.train_step, "fp32")}
+    if cfg.compare_bf16:
+        # A second solver with the same init, so the fp32 side's weights and optimizer state are its own.
+        torch.manual_seed(cfg.seed)
+        twin = make_solver("gpt", solver.shape, ModelConfig(cfg.d_model, cfg.layers, cfg.heads), OptimConfig()).to(device)
+        sides["project_bf16"] = (twin.train_step, "bf16")
+    for step, precision in sides.values():
+        _timed(step, batches, cfg.warmup, device, precision)
+    names = list(sides)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    roofs: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for round_index in range(cfg.rounds):
-        order = ["project", "reference"] if round_index % 2 == 0 else ["reference", "project"]
-        for name in order:
-            seconds = _timed(sides[name], batches, cfg.steps, device)
+        shift = round_index % len(names)  # rotate which side goes first
+        for name in names[shift:] + names[:shift]:
+            step, precision = sides[name]
+            seconds = _timed(step, batches, cfg.steps, device, precision)
             rates[name].append(tokens_per_step * cfg.steps / seconds)
+            if cfg.compare_bf16 and name == "project_bf16":  # the roof, measured in the same round
+                for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+                    roofs[precision].append(matmul_peak(device, dtype, (tokens_per_step, cfg.d_model, 4 * cfg.d_model)))
     ratios = [p / r for p, r in zip(rates["project"], rates["reference"])]
+    extra: dict[str, Any] = {}
+    if cfg.compare_bf16:
+        flops = step_flops(solver, batches[0])
+        steps_per_s = {name: statistics.median(rates[name]) / tokens_per_step for name in ("project", "project_bf16")}
+        peaks = {precision: statistics.median(values) for precision, values in roofs.items()}
+        achieved = {"fp32": flops * steps_per_s["project"] / 1e9, "bf16": flops * steps_per_s["project_bf16"] / 1e9}
+        bf16_ratios = [b / f for b, f in zip(rates["project_bf16"], rates["project"])]
+        extra = {
+            "project_bf16_tokens_per_s": statistics.median(rates["project_bf16"]),
+            "bf16_ratio": statistics.median(bf16_ratios),
+            "step_ms": {"fp32": 1000 / steps_per_s["project"], "bf16": 1000 / steps_per_s["project_bf16"]},
+            "gflop_per_step": flops / 1e9,
+            "gflops": achieved,
+            "matmul_peak_gflops": peaks,
+            "matmul_peak_shape": [tokens_per_step, cfg.d_model, 4 * cfg.d_model],
+            "roofline_share": {p: achieved[p] / peaks[p] for p in peaks},
+        }
     return {
         "config": asdict(cfg),
         "tokens_per_step": tokens_per_step,
@@ -164,7 +239,8 @@ def measure_train_throughput(cfg: PerfTrainConfig) -> dict[str, Any]:
         "project_tokens_per_s": statistics.median(rates["project"]),
         "reference_tokens_per_s": statistics.median(rates["reference"]),
         "ratio": statistics.median(ratios),
-        "rounds": {"project": rates["project"], "reference": rates["reference"], "ratio": ratios},
+        "rounds": {**rates, "ratio": ratios},
+        **extra,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }

@@ -15,6 +15,7 @@ import torch
 
 from bench.config import TrainConfig, parse_options
 from bench.errors import UserError
+from bench.run.precision import resolve_precision
 from bench.run.spec import RunSpec, check_memory
 from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, Unsupported, configure, make_solver, resolve_solver
 from tasks.base import Task
@@ -69,6 +70,7 @@ def build_spec(
     if reason:
         raise UserError(f"solver {canonical}: {reason}")
     resolved = resolve_device(device)
+    train = dataclasses.replace(train, precision=resolve_precision(train.precision, resolved))  # auto -> what runs
     too_big = check_memory(shape, model, options, train, resolved)
     if too_big:
         raise UserError(too_big)

@@ -1,8 +1,18 @@
 """Held-out evaluation: accuracy with a 95% Wilson interval, overall and per size / depth bucket,
-at one or several thought budgets, scored by the task's own verifier."""
+at one or several thought budgets, scored by the task's own verifier.
+
+The final evaluation also keeps every test problem's answer in RUN/answers.json (compact JSON, no
+pickle): {"problems_sha256", "n", "thoughts", "answers": [[token, ...], ...], "correct": "0110..."},
+so paired comparisons (bench.stats.paired_permutation_test) and error analyses (`bench show RUN
+--errors`) need no checkpoint. `problems_sha256` hashes the test questions in the task's own layout
+(prompt positions stripped), so two runs answered the same problems exactly when the hashes agree."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,10 +39,10 @@ def predict_answers(
 
 
 def autocast_for(device: torch.device) -> Any:
-    """bf16 autocast on CUDA, nothing on CPU."""
+    """bf16 autocast on CUDA; on CPU nothing of its own (a run's --precision context around it applies)."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
 
 
 def accuracy_summary(correct: np.ndarray) -> dict[str, Any]:
@@ -49,12 +59,40 @@ def bucket_table(correct: np.ndarray, keys: np.ndarray) -> list[dict[str, Any]]:
     return rows
 
 
+def problems_hash(task: Task, questions: np.ndarray) -> str:
+    """sha256 of the questions in the task's own token layout (a prompt's extra positions stripped)."""
+    strip = getattr(task, "strip", None)
+    raw = np.ascontiguousarray(strip(questions) if strip is not None else questions, dtype=np.int64)
+    return hashlib.sha256(f"{raw.shape}".encode() + raw.tobytes()).hexdigest()
+
+
+def answers_record(task: Task, problems: Batch, answers: np.ndarray, correct: np.ndarray, thoughts: int | None) -> dict[str, Any]:
+    """What answers.json holds (see the module docstring)."""
+    return {
+        "problems_sha256": problems_hash(task, problems.questions),
+        "n": int(len(correct)),
+        "thoughts": thoughts,
+        "answers": np.asarray(answers, dtype=np.int64).reshape(len(correct), -1).tolist(),
+        "correct": "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool)),
+    }
+
+
 def evaluate(
-    solver: Solver, task: Task, problems: Batch, device: torch.device, thoughts: int | None = None
+    solver: Solver, task: Task, problems: Batch, device: torch.device, thoughts: int | None = None,
+    answers_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Score `solver` on `problems`: overall, by each meta key (size, depth, ...)."""
+    """Score `solver` on `problems`: overall, by each meta key (size, depth, ...). With `answers_file`,
+    every problem's answer is written there too (compact JSON, atomically)."""
+    from bench.run.store import atomic_write_bytes
+
     answers, _ = predict_answers(solver, problems.questions, device, thoughts)
     correct = task.verify_batch(problems.questions, answers)
+    if answers_file is not None:
+        record = answers_record(task, problems, answers, correct, thoughts if thoughts is not None else solver.thought_budget())
+        # one answer per line: a diff of two records reads problem by problem, and the file stays small
+        body = ",\n".join(json.dumps(row, separators=(",", ":")) for row in record.pop("answers"))
+        head = json.dumps(record, sort_keys=True, separators=(",", ":"))[:-1]
+        atomic_write_bytes(answers_file, f'{head},"answers":[\n{body}\n]}}\n'.encode())
     return {
         "thoughts": thoughts if thoughts is not None else solver.thought_budget(),
         "overall": accuracy_summary(correct),

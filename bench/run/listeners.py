@@ -10,7 +10,8 @@
 
 The store (`StoreListener`: checkpoint, curve and status) is always first, so the others only see
 what is already safe on disk; a progress callback (`bench run`'s bar, a sweep's progress) becomes a
-`ProgressListener`; `--log tensorboard` adds a `TensorBoardListener`. Listeners observe and never
+`ProgressListener`; `--log tensorboard` adds a `TensorBoardListener`, `--log wandb` a `WandbListener`
+(Weights & Biases; offline with WANDB_MODE=offline). Listeners observe and never
 change what a run computes, so none of them is part of the spec or the run id.
 """
 
@@ -144,13 +145,71 @@ class TensorBoardListener(TrainingListener):
         self.writer.close()
 
 
-LOGGERS: dict[str, ListenerFactory] = {"tensorboard": TensorBoardListener}
+WANDB_PROJECT_ENV = "WANDB_PROJECT"  # W&B's own variable; the project is "thinkbench" when unset
+
+
+class WandbListener(TrainingListener):
+    """The run in Weights & Biases: config = the run spec, name = the run id, train/<metric> every
+    step, monitor/accuracy at every evaluation, and at the end test/accuracy (with its interval) in
+    the summary and the final evaluation as tables (test/by_<bucket>, test/budgets). W&B's own
+    settings apply (WANDB_MODE=offline needs no account and no network; WANDB_PROJECT, WANDB_ENTITY);
+    its files go to $WANDB_DIR, else into the run folder (RUN/wandb/). Each call of a run (a resume,
+    a --force retrain) is its own W&B run under the same name and group, so steps never go backwards."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.run_dir = run_dir
+        self.run: Any = None
+
+    def on_start(self, run_id: str, step: int) -> None:
+        import wandb
+
+        spec = self.run_dir.read("spec.json")  # written by start_run before training begins
+        where = None if os.environ.get("WANDB_DIR") else str(self.run_dir.path)
+        try:
+            self.run = wandb.init(project=os.environ.get(WANDB_PROJECT_ENV, "thinkbench"), name=run_id, group=run_id,
+                                  config={**spec, "run_id": run_id, "resumed_from_step": step}, dir=where,
+                                  reinit="create_new", settings=wandb.Settings(console="off"))
+        except Exception as exc:  # no login, no network, a bad setting: one line, and the run stays resumable
+            lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            raise UserError(f"--log wandb: {lines[0]} (WANDB_MODE=offline logs without an account or network)") from None
+
+    def on_step(self, step: int, metrics: dict[str, Any]) -> None:
+        values = {f"train/{name}": value for name, value in metrics.items()
+                  if name != "accuracy" and isinstance(value, (int, float)) and not isinstance(value, bool)}
+        self.run.log(values, step=step)
+
+    def on_eval(self, row: dict[str, Any]) -> None:
+        self.run.log({"monitor/accuracy": row["accuracy"]}, step=row["step"])
+
+    def on_end(self, state: str, status: dict[str, Any]) -> None:
+        import wandb
+
+        evaluation = self.run_dir.read("evaluation.json") if state == "finished" else None
+        if evaluation is not None:
+            final = evaluation["final"]
+            tables = {f"test/by_{name}": wandb.Table(columns=["bucket", "n", "correct", "accuracy", "low", "high"],
+                                                     data=[[r["bucket"], r["n"], r["correct"], r["accuracy"], r["low"], r["high"]] for r in rows])
+                      for name, rows in final.get("by", {}).items()}
+            if evaluation.get("budgets"):
+                tables["test/budgets"] = wandb.Table(columns=["thoughts", "n", "accuracy", "low", "high"],
+                                                     data=[[b.get("thoughts"), b["overall"]["n"], b["overall"]["accuracy"], b["overall"]["low"],
+                                                            b["overall"]["high"]] for b in evaluation["budgets"]])
+            self.run.log({"test/accuracy": final["overall"]["accuracy"], **tables}, step=status["step"])
+            for key in ("accuracy", "low", "high", "n", "monitor_accuracy", "steps_to_target", "reached_target"):
+                if key in status:
+                    self.run.summary[f"test/{key}" if key in ("accuracy", "low", "high", "n") else key] = status[key]
+        self.run.summary["state"] = state
+        # An interrupted run shows as failed in W&B; its resume is a new W&B run in the same group.
+        self.run.finish(exit_code=0 if state == "finished" else 1)
+
+
+LOGGERS: dict[str, ListenerFactory] = {"tensorboard": TensorBoardListener, "wandb": WandbListener}
 # Each logger's Python package and the extra that installs it.
-_NEEDS = {"tensorboard": ("tensorboard", "tensorboard")}
+_NEEDS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}
 
 
 def loggers(names: str | Sequence[str] | None, where: str = "--log") -> list[ListenerFactory]:
-    """Listener factories for `--log` names ("tensorboard", comma-separated or a list; None or "" for
+    """Listener factories for `--log` names ("tensorboard", "wandb", comma-separated or a list; None or "" for
     none). An unknown name, or a logger whose package is missing, is a one-line UserError."""
     if names is None or isinstance(names, str):
         names = [part.strip() for part in (names or "").split(",") if part.strip()]

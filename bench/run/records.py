@@ -13,14 +13,16 @@ import json
 import math
 import os
 import socket
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from bench.errors import COMMAND_RESETS, UserError
+from bench.errors import COMMAND_RESETS, UserError, shorten
 
 STATES = ("running", "interrupted", "finished")
+RUNS_DIR = "runs"  # run folders under a results root; here, so the store imports this module, never the reverse
 
 
 class StoreError(UserError):
@@ -197,12 +199,34 @@ def check_environment(value: Any) -> dict[str, Any]:
     return _dict(value, "environment")
 
 
+def check_answers(value: Any) -> dict[str, Any]:
+    """answers.json (bench/run/evaluate.py): one answer (a list of token ids) and one 0/1 per test problem."""
+    record = _dict(value, "answers")
+    n = _int(record.get("n"), "n", 1)
+    digest = _str(record.get("problems_sha256"), "problems_sha256")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise _Bad(f"problems_sha256 is {digest[:80]!r}, not a sha256 hex digest")
+    if record.get("thoughts") is not None:
+        _int(record["thoughts"], "thoughts")
+    correct = _str(record.get("correct"), "correct")
+    if len(correct) != n or set(correct) - {"0", "1"}:
+        raise _Bad(f"correct must be {n} characters 0 or 1")
+    answers = _list(record.get("answers"), "answers")
+    if len(answers) != n:
+        raise _Bad(f"answers holds {len(answers)} rows, not n={n}")
+    for i, row in enumerate(answers):
+        for token in _list(row, f"answers[{i}]"):
+            _int(token, f"answers[{i}] token", None)
+    return record
+
+
 VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "spec.json": check_spec,
     "status.json": check_status,
     "curve.json": check_curve,
     "evaluation.json": check_evaluation,
     "environment.json": check_environment,
+    "answers.json": check_answers,
 }
 
 
@@ -225,17 +249,32 @@ def check_checkpoint(state: Any) -> dict[str, Any]:
 # ---- reading --------------------------------------------------------------------------------------
 
 
-def read_json_file(path: Path) -> Any:
-    """UTF-8 JSON from `path`, or a one-line StoreError (unreadable, not UTF-8, not JSON)."""
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of `path`, which must be a regular file: a FIFO named status.json would block the
+    reader forever and a device never end, so the file is opened without blocking and checked
+    before it is read (a one-line StoreError otherwise)."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise StoreError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # checked before fdopen, which refuses a folder with its own error
+        os.close(fd)
+        raise StoreError(f"{path} is not a regular file; delete the run folder to start over")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return handle.read()
+        except OSError as exc:
+            raise StoreError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})") from None
+
+
+def read_json_file(path: Path) -> Any:
+    """UTF-8 JSON from `path` (a regular file), or a one-line StoreError (unreadable, not UTF-8, not JSON)."""
+    data = read_regular_file(path)
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise StoreError(f"{path} is corrupt (not UTF-8 text); delete the run folder to start over") from None
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: bad JSON, or an integer of over 4300 digits
         raise StoreError(f"{path} is corrupt (not JSON); delete the run folder to start over") from None
 
 
@@ -286,7 +325,7 @@ def load_record(folder: Path) -> RunRecord:
     if status["state"] == "finished":
         evaluation_path = folder / "evaluation.json"
         if not evaluation_path.exists():
-            raise StoreError(f"{folder} says finished but has no evaluation.json")
+            raise StoreError(f"{folder} says finished but has no evaluation.json (running it again re-evaluates it)")
         evaluation = read_validated(evaluation_path)
     return RunRecord(run_id, folder, spec, status, evaluation)
 
@@ -295,18 +334,21 @@ _warned: set[str] = set()
 COMMAND_RESETS.append(_warned.clear)  # once per folder per command
 
 
+def warn_once(key: str, line: str) -> None:
+    """One warning line per key per command, on stderr."""
+    if key not in _warned:
+        _warned.add(key)
+        print(f"warning: {shorten(line)}", file=sys.stderr)
+
+
 def warn_skipped(folder: Path, reason: str) -> None:
     """One warning line per bad folder per command, on stderr."""
-    if str(folder) not in _warned:
-        _warned.add(str(folder))
-        print(f"warning: skipped run folder {folder.name}: {reason}", file=sys.stderr)
+    warn_once(str(folder), f"skipped run folder {folder.name}: {reason}")
 
 
 def scan_runs(root: Path, run_ids: Iterable[str] | None = None, warn: bool = True) -> tuple[list[RunRecord], list[str]]:
     """Every valid run folder under root/runs (or those in run_ids), and the names of the bad ones
     (each warned about once on stderr when `warn`). Hidden folders (a --force retrain) are not runs."""
-    from bench.run.store import RUNS_DIR
-
     runs = Path(root) / RUNS_DIR
     wanted = None if run_ids is None else set(run_ids)
     records: list[RunRecord] = []

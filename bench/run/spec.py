@@ -3,7 +3,9 @@
 Everything that changes what a run computes is in the spec (task and its resolved parameters,
 solver and its resolved options, model size, optimiser, training length, seed, device); things that
 only change how it is shown or stored (progress bars, the results folder) are not. Options left at
-their defaults are written out in full, so `--thoughts 4` and the default 4 give the same id.
+their defaults are written out in full, so `--thoughts 4` and the default 4 give the same id; the
+exception is a field added after runs were stored (`TrainConfig.LATE`: `precision`), written only
+when it differs from its default, so the ids of runs made before it stay what they were.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ class RunSpec:
 
     def to_json(self) -> dict[str, Any]:
         """The canonical form (configs as plain dicts, sorted keys): what spec.json holds and the run id hashes."""
-        return json.loads(json.dumps(dataclasses.asdict(self), sort_keys=True))
+        data = json.loads(json.dumps(dataclasses.asdict(self), sort_keys=True))
+        for name in TrainConfig.LATE:  # late fields at their default are left out: older run ids stay valid
+            if data["train"].get(name) == getattr(TrainConfig, name):
+                del data["train"][name]
+        return data
 
     @property
     def run_id(self) -> str:

@@ -5,7 +5,13 @@
     curve.json       the training curve: [{"step", "loss", "train_acc", "accuracy", "elapsed"}, ...]
     evaluation.json  the final evaluation (overall, per size / depth bucket, per thought budget)
     environment.json torch version, device, git commit, host facts
+    answers.json     every test problem's answer and whether it was right (bench/run/evaluate.py)
     checkpoint.pt    model + optimizer state (tensors and plain containers only: weights_only loads)
+
+A *run record* is this folder without checkpoint.pt (and without temp files, locks or tensorboard
+events): what the repository commits (.gitignore). A record reads as a finished run everywhere
+(compare, show, experiment reports); what needs the model (`--init` from it, `bench inspect`)
+says in one line that the checkpoint is not in the record (`missing_checkpoint_message`).
 
 Writes go to a temporary file in the same folder, then `os.replace`, so a crash at any moment leaves
 either the old file or the new one, never half of one. Nothing is pickled except through
@@ -23,8 +29,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bench.errors import UserError
-
-RUNS_DIR = "runs"
+# The store writes what records.py reads and validates; records.py never imports the store.
+# (RUNS_DIR, the runs folder's name, is defined beside its reader and re-exported here)
+from bench.run.records import RUNS_DIR, owner, pid_alive, read_regular_file, read_validated, validate_checkpoint, warn_once
 LOCKS_DIR = "locks"  # one lock file per run id, kept (removing one would race with its next taker)
 
 
@@ -84,8 +91,6 @@ def atomic_write_json(path: Path, value: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """UTF-8 JSON, validated when it is one of a run's files (bench/run/records.py); else a one-line error."""
-    from bench.run.records import read_validated
-
     return read_validated(path)
 
 
@@ -101,19 +106,31 @@ def atomic_torch_save(path: Path, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint safely (weights_only=True); a corrupt or foreign file is a one-line UserError."""
+    import io
     import warnings
 
     import torch
 
-    from bench.run.records import validate_checkpoint
-
+    if path.name == "checkpoint.pt" and not os.path.lexists(path):  # a committed record: no checkpoint
+        raise CheckpointMissing(missing_checkpoint_message(path.parent))
+    data = io.BytesIO(read_regular_file(path))  # a FIFO named checkpoint.pt would block torch.load
     try:
         with warnings.catch_warnings():  # torch warns about plain pickles before refusing them: one line only
             warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(data, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file
         raise UserError(f"checkpoint {path} is corrupt or not a thinkbench checkpoint ({type(exc).__name__})") from None
     return validate_checkpoint(path, state)
+
+
+class CheckpointMissing(UserError):
+    """A run record without its checkpoint (committed records leave checkpoint.pt out)."""
+
+
+def missing_checkpoint_message(folder: Path) -> str:
+    """One line: this run's checkpoint is not in its record, and how to get it back."""
+    return (f"run {folder.name}: checkpoint.pt is not in the record (committed run records leave checkpoints out); "
+            f"retrain the spec to get it: bench recheck {folder.name} --keep")
 
 
 def restore_solver(solver: Any, path: Path) -> dict[str, Any]:
@@ -166,7 +183,18 @@ class RunDir:
         return self.file("spec.json").exists()
 
     def status(self) -> dict[str, Any]:
-        return self.read("status.json", {"state": "new"})  # corrupt JSON: a one-line UserError
+        """The status record (corrupt: a one-line UserError). A "finished" run whose evaluation.json
+        is gone counts as interrupted, with one warning: running it again resumes from its
+        checkpoint at the last step, which only evaluates (or retrains, if the checkpoint is gone too)."""
+        status = self.read("status.json", {"state": "new"})
+        if status.get("state") == "finished" and not self.file("evaluation.json").exists():
+
+            again = ("re-evaluates it from its checkpoint" if self.file("checkpoint.pt").exists()
+                     else "retrains it (its checkpoint.pt is gone too)")
+            warn_once(f"{self.path}:evaluation", f"run {self.run_id} says finished but its evaluation.json is missing; "
+                      f"running it again (the same bench run or sweep) {again}")
+            return {**status, "state": "interrupted"}
+        return status
 
     def write(self, name: str, value: Any) -> None:
         atomic_write_json(self.file(name), value)
@@ -190,7 +218,23 @@ def find_run(root: Path, prefix: str) -> RunDir:
         raise UserError(f"no run {prefix!r} under {runs}")
     if len(matches) > 1:
         raise UserError(f"run id prefix {prefix!r} is ambiguous: {', '.join(matches[:5])}")
-    return RunDir(root, matches[0])
+    run = RunDir(root, matches[0])
+    _warn_if_copied(run)
+    return run
+
+
+def _warn_if_copied(run: RunDir) -> None:
+    """The warning `bench compare` gives, for commands that show one run: a folder whose name is not
+    its spec's hash was copied or edited, so it is not the run its name says."""
+    from bench.run.spec import RunSpec
+
+    try:
+        real = RunSpec.from_json(run.read("spec.json")).run_id
+    except (UserError, TypeError, ValueError, KeyError):
+        return  # a bad spec is one line from whoever reads it next
+    if real != run.run_id:
+        warn_once(f"{run.path}:copied", f"run folder {run.run_id} is not named after its spec's hash {real} "
+                  f"(a copied or edited run folder); compare, plot and experiment skip it")
 
 
 def all_runs(root: Path) -> list[RunDir]:
@@ -248,7 +292,6 @@ class RunLock:
             os.close(fd)
 
     def acquire(self, wait: bool = False, notify: Callable[[str], None] | None = None) -> RunLock:
-        from bench.run.records import owner
 
         try:
             import fcntl
@@ -280,7 +323,6 @@ class RunLock:
         return self
 
     def _acquire_exclusive_file(self, wait: bool, notify: Callable[[str], None] | None) -> RunLock:  # pragma: no cover
-        from bench.run.records import owner, pid_alive
 
         told = False
         while True:

@@ -27,7 +27,9 @@ import torch
 
 from bench.run.build import build, build_spec, default_batch, model_task, resolve_device  # noqa: F401 (the run API)
 from bench.errors import UserError
-from bench.run.evaluate import autocast_for, evaluate, quick_accuracy
+from bench.run.evaluate import autocast_for, evaluate, quick_accuracy  # noqa: F401 (autocast_for: the run API)
+from bench.run.precision import precision_context
+from bench.run.facts import float_path_facts, flops_per_step
 from bench.run.spec import RunSpec, TrainConfig
 from bench.run.listeners import ListenerFactory, Listeners, ProgressListener, StoreListener
 from bench.run.store import RunDir, RunLock, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path
@@ -86,6 +88,7 @@ def environment_facts(device: str) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "git_commit": commit,
+        **float_path_facts(),  # what decides the floating-point path (bench/run/facts.py)
     }
 
 
@@ -214,7 +217,7 @@ def run_training(
             torch.manual_seed(cfg.seed * 1_000_003 + step)
             batch = TensorBatch.from_numpy(training_batch(task, cfg, step, fixed), device)
             set_learning_rate(solver.optimizer, solver.optim_config.lr_factor(step))
-            with autocast_for(device):
+            with precision_context(device, cfg.precision):
                 last_metrics = solver.train_step(batch)
             state.step = step + 1
             steps_this_call += 1
@@ -222,7 +225,8 @@ def run_training(
             state.elapsed += now - tick
             tick = now
             if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
-                accuracy = quick_accuracy(solver, task, monitor, device)
+                with precision_context(device, cfg.precision):
+                    accuracy = quick_accuracy(solver, task, monitor, device)
                 state.curve.append({"step": state.step, **_rounded(last_metrics), "accuracy": accuracy, "elapsed": round(state.elapsed, 3)})
                 if accuracy >= cfg.target:
                     state.steps_to_target, reached = state.step, True
@@ -235,14 +239,16 @@ def run_training(
 
     # Final evaluation: all test problems, at the trained budget and at every extra budget. The
     # monitor accuracy of the final model is kept apart: it is what model selection may look at.
-    final = evaluate(solver, task, held_out, device)
+    with precision_context(device, cfg.precision):
+        final = evaluate(solver, task, held_out, device, answers_file=run_dir.file("answers.json"))
     final["test_split"] = {"distinct": len(held_out), "exhaustive": exhaustive}
     # The loop always scores the monitor set at its last step; score again only if that row is missing
     # (a crash between the checkpoint and the curve write, then a resume with nothing left to train).
     last = state.curve[-1] if state.curve else None
     monitor_accuracy = last["accuracy"] if last and last["step"] == state.step else quick_accuracy(solver, task, monitor, device)
-    budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
-    extras = solver.diagnostics(task, held_out, device)
+    with precision_context(device, cfg.precision):
+        budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
+        extras = solver.diagnostics(task, held_out, device)
     run_dir.write("evaluation.json", {"final": final, "budgets": budgets, "diagnostics": extras})
     save("finished")
     status = {
@@ -259,6 +265,7 @@ def run_training(
         "monitor_n": len(monitor),
         "steps_to_target": state.steps_to_target,
         "parameters": parameters,
+        "flops_per_step": flops_per_step(spec),  # so analysis never rebuilds a model to count compute
     }
     events.on_end("finished", status)  # the store writes the status record
     return status

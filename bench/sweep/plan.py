@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import time
@@ -38,6 +39,9 @@ from bench.run.store import RunDir, atomic_write_json, find_run
 __all__ = ["Grid", "load_experiment", "load_toml", "normalise_name", "parse_budgets", "split_values", "expand", "make_cell"]
 
 SWEEPS_DIR = "sweeps"
+# Most cells a grid may have, as the CLI's most values per span (bench/sweep/grid.py): far above any
+# sweep this CPU project runs, far below what would take minutes just to list.
+MAX_CELLS = 10_000
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # A cell's settings before its own: RunChoice's defaults (solver gpt, device auto).
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RunChoice) if f.default not in (dataclasses.MISSING, None)}
@@ -109,11 +113,26 @@ def check_names(grid: Grid) -> None:
         )
 
 
+def check_size(grid: Grid) -> int:
+    """The number of cells before de-duplication; over MAX_CELLS is a one-line UserError naming the
+    axes, checked before any cell is built (a 10^6-cell grid would take minutes and gigabytes)."""
+    total = 0
+    for sub in grid.subgrids():
+        total += math.prod(len(values) for values in sub.axes.values())
+    if total > MAX_CELLS:
+        axes = " x ".join(f"{len(values)} {name}" for name, values in grid.axes.items() if len(values) > 1)
+        parts = f" over {len(grid.parts)} parts" if grid.parts else ""
+        raise UserError(f"the sweep's grid has {total:,} cells ({axes or 'one value each'}{parts}); "
+                        f"at most {MAX_CELLS:,}: split it into several sweeps")
+    return total
+
+
 def expand(grid: Grid, root: Path | None = None) -> Expansion:
     """The cells of a grid, validated and frozen into specs (one-line UserError on bad input).
 
     Seeds vary slowest, so a sweep stopped half-way has the whole grid at its first seeds.
     """
+    check_size(grid)
     cells: list[Cell] = []
     refused: list[str] = []
     seen: set[str] = set()
@@ -180,12 +199,12 @@ def make_cell(settings: dict[str, Any], root: Path | None, refused: list[str] | 
 def typed_setting(spec: RunSpec, name: str) -> Any:
     """A cell's setting as the spec holds it (typed, canonical), for labels, tables and the sweep
     record; None for a setting this spec's task or solver does not have."""
-    from tasks.registry import task_class
+    from bench.analysis.frontier import scale_of
 
     if name in ("task", "solver", "device", "init"):
         return getattr(spec, name)
     if name == "max":
-        return spec.task_params.get(task_class(spec.task).scale_param)
+        return scale_of(spec.task, spec.task_params)
     for config in (spec.model, spec.optim, spec.train):
         if name in {f.name for f in dataclasses.fields(config)}:
             return getattr(config, name)
@@ -253,7 +272,7 @@ def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, r
 
     say: one-line notes (rich markup) and failures. display: given the number of cells already
     finished, a listener for every event that is also a context manager (shown while cells run)."""
-    from bench.sweep.executors import connect_ray, run_in_process, run_pool, run_ray
+    from bench.sweep.executors import connect_ray, run_in_process, run_pool, run_ray, require_slurm, run_slurm, slurm_cpus
     from bench.run.train import deferred_interrupts
 
     cells = expansion.cells
@@ -273,8 +292,12 @@ def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, r
     else:
         cores = available_cores()
         jobs = jobs or default_jobs(cells)
+    if executor in ("slurm", "slurm-local") and todo:
+        require_slurm(executor == "slurm-local", root, label)  # no submitit, no Slurm, bad $THINKBENCH_SLURM: one line
+    if executor == "slurm":  # the cluster schedules the array: every cell at once unless --jobs, each its own CPUs
+        jobs = jobs or len(todo)
     jobs = max(1, min(jobs, len(todo) or 1))
-    threads = threads_per_job(jobs, cores)
+    threads = slurm_cpus() if executor == "slurm" else threads_per_job(jobs, cores)
     if executor == "local" and jobs > cores:
         say(f"[yellow]note[/]: --jobs {jobs} is more than the {cores} cores here; runs will slow each other down")
     say(f"sweep [bold]{label}[/]: {len(cells)} cells, {len(cells) - len(todo)} already finished; "
@@ -301,6 +324,8 @@ def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, r
             pass
         elif executor == "ray":
             run_ray(specs, root, jobs, threads, on_event, stop)
+        elif executor in ("slurm", "slurm-local"):
+            run_slurm(specs, root, jobs, threads, on_event, stop, local=executor == "slurm-local", label=label)
         elif jobs == 1:
             run_in_process(specs, root, threads, on_event, stop)
         else:

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.analysis.frontier import scale_of
 from bench.errors import UserError
 from bench.stats import wilson_interval
 from bench.run.store import RunDir
-from bench.sweep.plan import Grid, typed_setting
+from bench.sweep.plan import Grid
 
 # The default search space: three learning rates x weight decay off / 1.0 x the two weight inits = 12
 # configurations. Weight decay replaced warm-up here by measurement: it moves gpt's success both ways
@@ -65,7 +66,7 @@ def collect_trials(root: Path, cells: list[Any], space_keys: list[str]) -> list[
     for cell in cells:
         spec = cell.spec
         config = {k: cell.settings[k] for k in space_keys if k in cell.settings}
-        key = (spec.task, int(typed_setting(spec, "max")), spec.solver)
+        key = (spec.task, int(scale_of(spec.task, spec.task_params)), spec.solver)
         trial = trials.setdefault((key, tuple(sorted(config.items()))), Trial(key, config, [], []))
         status = RunDir(root, cell.run_id).status()
         if status.get("state") == "finished":
@@ -108,28 +109,12 @@ def select(trials: list[Trial]) -> list[dict[str, Any]]:
     return rows
 
 
-def flops_per_step(spec: Any) -> int:
-    """Floating-point operations of one training step of this spec's solver, counted by torch."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from bench.run.train import build, training_batch
-    from solvers.base import TensorBatch
-
-    task, solver = build(spec)
-    solver = solver.to("cpu")
-    batch = TensorBatch.from_numpy(training_batch(task, spec.train, 0, None), "cpu")
-    torch.manual_seed(0)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        solver.train_step(batch)
-    return int(counter.get_total_flops())
-
-
 def add_compute(rows: list[dict[str, Any]], cells: list[Any]) -> None:
     """Add FLOPs per step and total FLOPs of the selected configuration to each row."""
+    from bench.run.facts import flops_per_step
+
     spec_of = {cell.run_id: cell.spec for cell in cells}
     for row in rows:
-        per_step = flops_per_step(spec_of[row["run_ids"][0]])
+        per_step = flops_per_step(spec_of[row["run_ids"][0]]) or 0
         row["flops_per_step"] = per_step
         row["train_flops"] = per_step * row["steps"]
