@@ -6,16 +6,18 @@ the spec now names K (solvers/think_options.py, `ThinkOptions.resolved`). For ev
 RESULTS/runs whose spec changes this way, this script
 
 - rewrites spec.json and renames the folder to the new run id;
-- rewrites every reference to the old id: another run's `init` (whose own id then changes too),
+- rewrites every reference to the old id (and to its configuration's key, the leaderboards' `config`
+  column: the spec's hash without the seed): another run's `init` (whose own id then changes too),
   the sweep and tune records (RESULTS/sweeps, RESULTS/tune), the experiment reports
-  (RESULTS/experiments/*/report.md) and RESULTS/REPORT.md;
+  (RESULTS/experiments/*/report.md), RESULTS/REPORT.md and any text file given with --rewrite
+  (e.g. README.md);
 - prints one line per migrated run: `old -> new (solver, task, K)`.
 
 Nothing is retrained and no result changes: the run trained with exactly the K its new spec names.
 A run that is running now (its lock held) is left alone, and so is a run whose new id is taken by
 another folder (reported): running the script again later migrates what is left; it is idempotent.
 
-    .venv/bin/python scripts/migrate_run_ids.py [RESULTS] [--dry-run]
+    .venv/bin/python scripts/migrate_run_ids.py [RESULTS] [--dry-run] [--rewrite README.md ...]
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.analysis.frontier import config_key  # noqa: E402
 from bench.run.build import model_task  # noqa: E402
 from bench.run.records import RUNS_DIR  # noqa: E402
 from bench.run.spec import RunSpec  # noqa: E402
@@ -69,14 +72,15 @@ def spec_id(spec: dict[str, Any]) -> str:
     return RunSpec.from_json(spec).run_id
 
 
-def migrate(root: Path, dry_run: bool = False) -> dict[str, str]:
-    """Migrate every run folder under root/runs; returns {old id: new id}."""
+def migrate(root: Path, dry_run: bool = False, also: Sequence[Path] = ()) -> dict[str, str]:
+    """Migrate every run folder under root/runs (references in `also` too); returns {old id: new id}."""
     runs = root / RUNS_DIR
     specs: dict[str, dict[str, Any]] = {}
     for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
         if folder.name.startswith(".") or not (folder / "spec.json").is_file():
             continue
         specs[folder.name] = json.loads((folder / "spec.json").read_text())
+    original = {old: spec for old, spec in specs.items()}
     renamed: dict[str, str] = {}
     changed = True
     while changed:  # again until no `init` points at a run renamed in the last pass
@@ -101,13 +105,14 @@ def migrate(root: Path, dry_run: bool = False) -> dict[str, str]:
                 atomic_write_json(runs / current / "spec.json", RunSpec.from_json(new_spec).to_json())
                 os.rename(runs / current, runs / new)
     if renamed and not dry_run:
-        rewrite_references(root, renamed)
+        configs = {config_key(original[old]): config_key(specs[old]) for old in renamed}
+        rewrite_references(root, {**configs, **renamed}, also)
     return renamed
 
 
-def rewrite_references(root: Path, renamed: dict[str, str]) -> None:
-    """Old run ids -> new ones in the records and reports that name runs."""
-    files = [*root.glob("sweeps/*.json"), *root.glob("tune/*.json"), *root.glob("experiments/*/report.md"), root / "REPORT.md"]
+def rewrite_references(root: Path, renamed: dict[str, str], also: Sequence[Path] = ()) -> None:
+    """Old run ids (and configuration keys) -> new ones in the records and reports that name them."""
+    files = [*root.glob("sweeps/*.json"), *root.glob("tune/*.json"), *root.glob("experiments/*/report.md"), root / "REPORT.md", *also]
     for path in files:
         if not path.is_file():
             continue
@@ -122,12 +127,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="?", default="results", help="results folder (default: ./results)")
     parser.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
+    parser.add_argument("--rewrite", action="append", default=[], type=Path, help="another text file naming run ids (repeatable)")
     args = parser.parse_args()
     root = Path(args.results)
     if not (root / RUNS_DIR).is_dir():
         print(f"error: {root / RUNS_DIR} is not a folder; give the results folder", file=sys.stderr)
         raise SystemExit(2)
-    renamed = migrate(root, args.dry_run)
+    missing = [str(path) for path in args.rewrite if not path.is_file()]
+    if missing:
+        print(f"error: --rewrite {missing[0]} is not a file", file=sys.stderr)
+        raise SystemExit(2)
+    renamed = migrate(root, args.dry_run, args.rewrite)
     print(f"{len(renamed)} run(s) {'would be ' if args.dry_run else ''}migrated")
 
 

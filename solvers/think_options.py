@@ -157,8 +157,12 @@ class ThinkOptions(SolverOptions):
             raise SolverError(f"--think-lr={self.think_lr} must be >= 0")
 
     def resolved(self, shape: TaskShape) -> ThinkOptions:
-        """These options with G written out for this task (a spec then names the G it ran with)."""
-        return self if self.group is not None else dataclasses.replace(self, group=step_defaults(shape, self).group)
+        """These options with K and G written out for this task, so a spec (and its run id) names the
+        number of thoughts and the group it trained with (scripts/migrate_run_ids.py moved older runs)."""
+        if self.thoughts is not None and self.group is not None:
+            return self
+        chosen = step_defaults(shape, self)
+        return dataclasses.replace(self, thoughts=chosen.thoughts, group=chosen.group)
 
     @property
     def entropy_weight(self) -> float:

@@ -48,10 +48,11 @@ def fake_run(
     steps_to_target: int | None = None,
     state: str = "finished",
     n: int = 200,
+    options: dict | None = None,
 ) -> str:
     """A run folder as `bench run` leaves it, with a chosen result (no training)."""
     spec = build_spec(
-        task, scale, {}, solver, {}, ModelConfig(d_model=d_model, layers=1, heads=4), OptimConfig(),
+        task, scale, {}, solver, options or {}, ModelConfig(d_model=d_model, layers=1, heads=4), OptimConfig(),
         TrainConfig(steps=100, target=target, seed=seed), "cpu",
     )
     run = RunDir(root, spec.run_id)
@@ -294,3 +295,13 @@ def test_a_null_option_reads_as_the_solvers_default() -> None:
     # a null init is a fresh start, not a default to look up
     warm = {**spec, "init": None}
     assert settings_text(warm, varying | {"init"}) == "init=none thought_vocab=16 thoughts=default"
+
+
+def test_an_option_that_a_default_spec_leaves_out_is_always_named(tmp_path: Path) -> None:
+    # gpt with trace targets alone on the board: nothing varies between gpt configurations, yet the row must
+    # not read as plain gpt (aux is one of gpt's LATE options, written into a spec only when set).
+    fake_run(tmp_path, seed=0, accuracy=0.5, task="multiadd", scale=10, options={"aux": "trace"})
+    (row,) = compare(tmp_path)[0].to_dict("records")
+    assert row["solver"] == "gpt" and "aux=trace" in row["settings"]
+    frontier = bench("compare", "--frontier", "--format", "json", "--results", str(tmp_path))
+    assert "aux=trace" in json.loads(frontier.stdout)[0]["settings"]

@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+from bench.analysis.frontier import config_key
 from bench.config import TrainConfig
 from bench.run.build import build_spec
 from bench.run.spec import RunSpec
@@ -57,6 +58,8 @@ def test_old_folders_move_to_the_current_id_with_their_references(tmp_path: Path
     warm_old = store(tmp_path, warm_old_spec)
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps" / "s.json").write_text(json.dumps({"cells": [{"run_id": old}, {"run_id": warm_old}]}))
+    (tmp_path / "experiments" / "e").mkdir(parents=True)
+    (tmp_path / "experiments" / "e" / "report.md").write_text(f"| add | 20 | think_fixed_super | {config_key(old_spec)} |\n")
 
     assert migrate(tmp_path, dry_run=True) and (tmp_path / "runs" / old).is_dir()  # a dry run changes nothing
     renamed = migrate(tmp_path)
@@ -67,4 +70,6 @@ def test_old_folders_move_to_the_current_id_with_their_references(tmp_path: Path
     assert RunDir(tmp_path, current.run_id).status()["step"] == 5  # the folder moved, its files kept
     cells = json.loads((tmp_path / "sweeps" / "s.json").read_text())["cells"]
     assert [c["run_id"] for c in cells] == [current.run_id, warm_new]
+    report = (tmp_path / "experiments" / "e" / "report.md").read_text()
+    assert report == f"| add | 20 | think_fixed_super | {config_key(current.to_json())} |\n"  # the leaderboard's config key
     assert migrate(tmp_path) == {}  # idempotent

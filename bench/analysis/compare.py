@@ -110,6 +110,21 @@ def flatten_spec(spec: dict[str, Any]) -> dict[str, Any]:
 _OWN_COLUMNS = {"task", "solver", "train.seed", "version"}
 
 
+def late_options_set(specs: list[dict[str, Any]]) -> set[str]:
+    """Solver options a spec holds only because they differ from their default (an Options class's
+    LATE fields, e.g. gpt's `aux`): always named, since without them the row reads as the plain solver."""
+    from solvers.base import SolverError, resolve_solver
+
+    shown: set[str] = set()
+    for spec in specs:
+        try:
+            late = resolve_solver(str(spec.get("solver")))[0].Options.LATE
+        except SolverError:  # a solver this checkout does not know: nothing to add
+            continue
+        shown |= {f"solver_options.{name}" for name in late if name in spec.get("solver_options", {})}
+    return shown
+
+
 def varying_settings(specs: list[dict[str, Any]]) -> set[str]:
     """Flattened spec fields whose value differs between some of these specs (the seed aside), so
     the leaderboard names exactly what tells two rows apart."""
@@ -134,7 +149,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     # a thinker has does not need naming next to gpt.
     configs = finished.drop_duplicates("config")
     varying = {
-        key: varying_settings(list(group["spec"])) for key, group in configs.groupby(["task", "solver"], sort=False)
+        key: varying_settings(list(group["spec"])) | late_options_set(list(group["spec"]))
+        for key, group in configs.groupby(["task", "solver"], sort=False)
     }
     rows = []
     for config, group in finished.groupby("config", sort=False):
@@ -270,7 +286,7 @@ def frontier_board(
     for (task_name, solver_name), group in table.groupby(["task", "solver"], sort=False):
         specs = [first_spec[c] for c in group["curve"]]
         scale_key = f"task_params.{axis or scale_param_of(task_name)}"
-        varying = varying_settings(specs) - {scale_key}
+        varying = (varying_settings(specs) | late_options_set(specs)) - {scale_key}
         for curve, spec in zip(group["curve"], specs):
             names[curve] = settings_text(spec, varying, axis)
     table["settings"] = table["curve"].map(names)

@@ -18,8 +18,9 @@ from bench.errors import UserError
 from bench.run.precision import resolve_precision
 from bench.run.spec import RunSpec, check_memory
 from solvers.base import ModelConfig, OptimConfig, Solver, TaskShape, Unsupported, configure, make_solver, resolve_solver
+from solvers.errors import SolverError
 from tasks.base import Task
-from tasks.prompt import PromptedTask
+from tasks.prompt import PROMPT_STYLES, PromptedTask
 from tasks.registry import make_task
 
 
@@ -57,6 +58,8 @@ def build_spec(
     """Validate every part and freeze it into a spec. Raises one-line user errors (Refused when the
     solver cannot do the task). Solver option values may be command-line text: parsed here."""
     model.validate()
+    if model.prompt not in PROMPT_STYLES:  # the question layout is the task's (solvers/ never imports tasks/)
+        raise SolverError(f"--prompt {model.prompt!r} is not valid; valid: {', '.join(PROMPT_STYLES)}")
     optim.validate()
     task_obj = model_task(task, max_value, task_overrides, model)
     shape = TaskShape.of(task_obj)
