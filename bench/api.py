@@ -55,7 +55,8 @@ def make_task(name: str, max: Optional[int] = None, **params: Any) -> Task:  # n
 def _entry(task: Task, batch: Batch, i: int, split: str) -> dict[str, Any]:
     record = task.record(batch, i)
     problem = {k: v for k, v in record.items() if k not in ("task", "params", "answer", "trace", "meta")}
-    return {"task": task.name, "split": split, "question": problem, "answer": record["answer"], "trace": record["trace"],
+    return {"task": task.name, "split": split, "question": problem, "answer": record["answer"],
+            "trace": record["trace"],
             "depth": record["meta"]["depth"], "size": record["meta"]["size"], "meta": record["meta"],
             "params": record["params"]}
 
@@ -123,7 +124,8 @@ def score_answer(answer: Any, entry: dict[str, Any], time_limit: float = DEFAULT
         except json.JSONDecodeError:
             problem = None
     if not isinstance(entry, dict) or entry.get("task") not in task_names() or not isinstance(problem, dict):
-        raise UserError(f"entry must be a dict from create_dataset or hf_dataset with a \"task\" among {', '.join(task_names())} and a \"question\"")
+        raise UserError("entry must be a dict from create_dataset or hf_dataset with a \"task\" among "
+                        f"{', '.join(task_names())} and a \"question\"")
     return _score(_verifier(entry["task"]), answer, {**entry, "question": problem}, time_limit)
 
 
@@ -176,7 +178,8 @@ class TaskStream(torch.utils.data.IterableDataset):
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """Batch number `step` of the stream."""
         problems = self.task.sample(stream_rng(self.seed, self.split, step), self.batch_size, self.split)  # type: ignore[arg-type]
-        tensors = {"questions": problems.questions, "answers": problems.answers, "traces": problems.traces, **problems.meta}
+        tensors = {"questions": problems.questions, "answers": problems.answers, "traces": problems.traces,
+                   **problems.meta}
         return {name: torch.as_tensor(values, dtype=torch.long) for name, values in tensors.items()}
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -239,7 +242,7 @@ def run(task: str, solver: str = "gpt", max: Optional[int] = None, params: Optio
     from bench.config import configs_from, parse_run_option, run_option_types
     from bench.run.listeners import loggers
     from bench.run.store import find_run, results_root
-    from bench.run.train import build_spec, start_run
+    from bench.run.train import resolve_run, start_run
 
     types = run_option_types()
     unknown = sorted(set(settings) - set(types))
@@ -251,8 +254,10 @@ def run(task: str, solver: str = "gpt", max: Optional[int] = None, params: Optio
     listeners = loggers(log, "log")
     root = results_root(results)
     choice, train, model, optim = configs_from(values)
-    init = find_run(root, choice["init"]).run_id if choice.get("init") else None  # a unique prefix will do, as on the CLI
-    spec = build_spec(choice["task"], choice.get("max"), dict(params or {}), choice["solver"], dict(options or {}),
-                      model, optim, train, choice.get("device", "auto"), init)
-    run_dir, _, _ = start_run(spec, root, force, listeners=listeners)
+    # a unique prefix will do, as on the CLI
+    init = find_run(root, choice["init"]).run_id if choice.get("init") else None
+    # resolved once (the task built once), as `bench run` does
+    resolved = resolve_run(choice["task"], choice.get("max"), dict(params or {}), choice["solver"],
+                           dict(options or {}), model, optim, train, choice.get("device", "auto"), init)
+    run_dir, _, _ = start_run(resolved.spec, root, force, listeners=listeners, resolved=resolved)
     return load_run(run_dir.run_id, root)

@@ -7,7 +7,9 @@
 
 Names, types, defaults and help come from these fields and nowhere else: `bench run`'s flags
 (`command_options`), `bench sweep`'s flags and the settings a sweep file may use (`run_options`),
-and RunSpec (bench/run/spec.py), which holds the typed configs. Text from a command line or a TOML file
+and RunSpec (bench/run/spec.py), which holds the typed configs. The few solver options with flags
+of their own (`--thoughts`, `--estimator`, ...: SOLVER_FLAGS) come the same way from the solvers'
+Options dataclasses. Text from a command line or a TOML file
 is parsed here, at the edge (`parse_run_option`, `parse_options`); solvers receive typed values.
 """
 
@@ -21,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, TypeVar
 
 from solvers.config import ModelConfig, OptimConfig, field_help
+from solvers.continuous_options import ContinuousOptions
+from solvers.options import MAX_BUDGET, ThoughtBudgetOptions
+from solvers.think_options import ThinkOptions
 
 # Upper bounds, refused up front with the valid range (beyond them a run ends in an allocation
 # failure or an integer overflow, after its folder was made). seed * 1_000_003 + step seeds torch,
@@ -34,7 +39,6 @@ LIMITS = {
     "train_size": 10_000_000,
     "seed": 2**32 - 1,
 }
-MAX_BUDGET = 4096
 PRECISIONS = ("fp32", "bf16", "auto")  # bench/run/precision.py resolves auto and applies them
 
 
@@ -71,7 +75,8 @@ class TrainConfig:
     seed: int = 0
     """Seeds model init, data and sampling."""
     eval_thoughts: tuple[int, ...] = ()
-    """Also evaluate at these thought budgets, e.g. 0,2,4,8 (thinkers, pause, continuous)."""
+    """Also evaluate at these thought budgets, e.g. 0,2,4,8 (solvers with a thought budget: thinkers, pause,
+    continuous, looped)."""
     precision: str = "fp32"
     """Compute precision: fp32, bf16 (matmuls and attention in bf16; fp32 weights, optimizer and loss) or
     auto (bf16 on CUDA and on CPUs with a bf16 matrix engine, e.g. AMX; else fp32)."""
@@ -86,7 +91,9 @@ class TrainConfig:
         for name, high in LIMITS.items():
             if getattr(self, name) > high:
                 low = 0 if name in ("seed", "train_size") else 1
-                problems.append(f"--{name.replace('_', '-')}={getattr(self, name)} is out of range; valid: {low} to {high:,}")
+                problems.append(
+                    f"--{name.replace('_', '-')}={getattr(self, name)} is out of range; valid: {low} to {high:,}"
+                )
         if not 0.0 < self.target <= 1.0:
             problems.append(f"--target={self.target} must be in (0, 1]")
         if self.train_size < 0:
@@ -125,7 +132,43 @@ def run_options() -> dict[str, RunOption]:
     for cls in CONFIGS:
         hints, docs = typing.get_type_hints(cls), field_help(cls)
         for f in dataclasses.fields(cls):
-            options[f.name] = RunOption(f.name, hints[f.name], f.default, docs.get(f.name, ""), cls, f.metadata.get("short"))
+            options[f.name] = RunOption(
+                f.name, hints[f.name], f.default, docs.get(f.name, ""), cls, f.metadata.get("short")
+            )
+    return options
+
+
+# The solver options `bench run` and `bench sweep` take as flags of their own (those most runs set),
+# each declared, typed and documented by the Options dataclass that owns it (`thoughts`: the budget
+# every thinking solver shares, solvers/options.py). Every other solver option is `--opt key=value`.
+SOLVER_FLAGS: dict[str, type] = {
+    "thoughts": ThoughtBudgetOptions,
+    "estimator": ThinkOptions,
+    "baseline": ThinkOptions,
+    "group": ThinkOptions,
+    "reward": ThinkOptions,
+    "epsilon": ThinkOptions,
+    "think_layer": ContinuousOptions,
+}
+
+
+def solver_flag_options() -> dict[str, RunOption]:
+    """The solver flags as options, from their Options fields: the type made optional (None = the
+    solver's own default), the help the field's docstring, prefixed with which solvers take it
+    (the class's LABEL), with a Literal's choices and the default added."""
+    options: dict[str, RunOption] = {}
+    for name, owner in SOLVER_FLAGS.items():
+        declared = {f.name: f for f in dataclasses.fields(owner)}[name]
+        kind, text = typing.get_type_hints(owner)[name], field_help(owner)[name]
+        if _optional(kind):
+            kind = next(k for k in typing.get_args(kind) if k is not type(None))
+        if typing.get_origin(kind) is typing.Literal:  # typed text: make_options names a bad choice
+            text += f" Valid: {', '.join(map(str, typing.get_args(kind)))}."
+            kind = str
+        if "budget_minimum" not in declared.metadata:  # the shared budget's help names its solvers and default
+            text = f"{owner.LABEL}: {text[:1].lower()}{text[1:]}" if owner.LABEL else text
+            text += "" if declared.default is None else f" Default: {declared.default}."
+        options[name] = RunOption(name, Optional[kind], None, text, owner, declared.metadata.get("short"))
     return options
 
 
@@ -184,8 +227,12 @@ def parse_options(options_class: type, values: dict[str, Any]) -> dict[str, Any]
     from tasks.registry import coerce_value
 
     hints = typing.get_type_hints(options_class)
-    return {key: coerce_value(value, hints[key], f"--{key.replace('_', '-')}") if isinstance(value, str) and key in hints and hints[key] is not str
-            else value for key, value in values.items()}
+    return {
+        key: coerce_value(value, hints[key], f"--{key.replace('_', '-')}")
+        if isinstance(value, str) and key in hints and hints[key] is not str
+        else value
+        for key, value in values.items()
+    }
 
 
 def _optional(kind: Any) -> bool:
@@ -212,9 +259,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def command_options(names: Iterable[str], overrides: dict[str, dict[str, Any]] | None = None,
                     as_text: bool = False) -> Callable[[F], F]:
-    """Decorator for a typer command taking `**config`: adds one typer option per run option in
-    `names`, its flag, type, default and help read from the dataclasses. `overrides` changes a
-    field's presentation for this command ({"batch": {"default": None, "help": ...}}); `as_text`
+    """Decorator for a typer command taking `**config`: adds one typer option per run option or
+    solver flag (SOLVER_FLAGS) in `names`, its flag, type, default and help read from the dataclasses.
+    `overrides` changes a field's presentation for this command ({"batch": {"default": None, "help": ...}}); `as_text`
     makes every option an optional string (sweeps: comma-separated values, a list is an axis).
     Options whose type has no flag form (a tuple) are taken as text, parsed by parse_run_option."""
     import typer
@@ -222,7 +269,7 @@ def command_options(names: Iterable[str], overrides: dict[str, dict[str, Any]] |
     def wrap(func: F) -> F:
         signature = inspect.signature(func, eval_str=True)
         kept = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        table = run_options()
+        table = {**run_options(), **solver_flag_options()}
         added = []
         for name in names:
             option = table[name]

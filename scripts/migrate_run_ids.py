@@ -97,7 +97,8 @@ def migrate(root: Path, dry_run: bool = False, also: Sequence[Path] = ()) -> dic
             if (runs / new).exists():
                 print(f"skipped {current}: its new id {new} is another folder's already")
                 continue
-            print(f"{current} -> {new} ({spec['solver']}, {spec['task']}, K={new_spec['solver_options'].get('thoughts')})")
+            print(f"{current} -> {new} ({spec['solver']}, {spec['task']}, "
+                  f"K={new_spec['solver_options'].get('thoughts')})")
             renamed[old] = new
             specs[old] = new_spec
             changed = True
@@ -112,7 +113,8 @@ def migrate(root: Path, dry_run: bool = False, also: Sequence[Path] = ()) -> dic
 
 def rewrite_references(root: Path, renamed: dict[str, str], also: Sequence[Path] = ()) -> None:
     """Old run ids (and configuration keys) -> new ones in the records and reports that name them."""
-    files = [*root.glob("sweeps/*.json"), *root.glob("tune/*.json"), *root.glob("experiments/*/report.md"), root / "REPORT.md", *also]
+    files = [*root.glob("sweeps/*.json"), *root.glob("tune/*.json"), *root.glob("experiments/*/report.md"),
+             root / "REPORT.md", *also]
     for path in files:
         if not path.is_file():
             continue
@@ -127,7 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="?", default="results", help="results folder (default: ./results)")
     parser.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
-    parser.add_argument("--rewrite", action="append", default=[], type=Path, help="another text file naming run ids (repeatable)")
+    parser.add_argument("--rewrite", action="append", default=[], type=Path,
+                        help="another text file naming run ids (repeatable)")
     args = parser.parse_args()
     root = Path(args.results)
     if not (root / RUNS_DIR).is_dir():

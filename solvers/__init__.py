@@ -11,7 +11,8 @@ from typing import Any
 
 _HOMES = {
     "ModelConfig": "solvers.config", "OptimConfig": "solvers.config", "SolverError": "solvers.errors",
-    "Prediction": "solvers.base", "Solver": "solvers.base", "SolverOptions": "solvers.base", "TaskShape": "solvers.base",
+    "Prediction": "solvers.base", "Solver": "solvers.base", "SolverOptions": "solvers.base",
+    "TaskShape": "solvers.base",
     "TensorBatch": "solvers.base", "make_solver": "solvers.base", "register_solver": "solvers.base",
     "resolve_solver": "solvers.base", "solver_families": "solvers.base",
     "CoreConfig": "solvers.core", "Transformer": "solvers.core",

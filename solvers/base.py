@@ -9,7 +9,8 @@ policies) fit the same harness:
     solver.predict(questions, thoughts=K)      greedy answers (B, answer_len) [+ thoughts]
     solver.checkpoint() / solver.restore(...)  model and optimizer state, tensors only
 
-Optional hooks, declared on `Solver` and `SolverOptions` below with their defaults: `supports`,
+Optional hooks, declared with their defaults on `Solver` below and on `SolverOptions` (solvers/options.py,
+torch-free, like the thought budget every thinking solver shares): `supports`,
 `check_run`, `default_batch`, `diagnostics`, `Options.validate`, `Options.resolved`.
 
 Names compose like the research notes (`think_fixed_blind_super_clean`); families register a parser
@@ -28,24 +29,10 @@ import torch.nn as nn
 
 from solvers.config import ModelConfig, OptimConfig
 from solvers.errors import SolverError, Unsupported
+from solvers.options import NoOptions, SolverOptions, TaskShape, check_thoughts
 
-__all__ = ["ModelConfig", "OptimConfig", "SolverError", "Unsupported"]  # re-exported: the solver's inputs
-
-
-@dataclass(frozen=True)
-class TaskShape:
-    """What a solver may know about a task."""
-
-    vocab_size: int
-    question_len: int
-    answer_len: int
-    trace_vocab_size: int
-    trace_len: int
-    pad_id: int = 0
-
-    @classmethod
-    def of(cls, task: Any) -> TaskShape:
-        return cls(task.vocab_size, task.question_len, task.answer_len, task.trace_vocab_size, task.trace_len)
+# Re-exported: the solver's inputs (the options' classes live torch-free in solvers/options.py).
+__all__ = ["ModelConfig", "NoOptions", "OptimConfig", "SolverError", "SolverOptions", "TaskShape", "Unsupported"]
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, factor: float) -> None:
@@ -76,36 +63,6 @@ class TensorBatch:
 class Prediction:
     answers: torch.Tensor  # (B, answer_len) token ids
     thoughts: torch.Tensor | None = None  # (B, K) thought token ids for discrete thinkers
-
-
-@dataclass(frozen=True)
-class SolverOptions:
-    """Base of every solver's Options: a frozen dataclass of typed fields, each with a default and a
-    docstring (what `bench solvers` lists). Values arrive typed: the harness parses command-line text."""
-
-    AUTO: ClassVar[dict[str, str]] = {}
-    """Option name -> how its default is chosen per task, shown by `bench solvers` instead of the default."""
-    LATE: ClassVar[tuple[str, ...]] = ()
-    """Options added after runs were stored: written into a spec (so into its run id) only when they
-    differ from their default, so the ids of the runs made before them stay valid (as tasks' late_params)."""
-
-    def spec_dict(self) -> dict[str, object]:
-        """The options as a run spec writes them: every field, except late ones at their default."""
-        values, defaults = dataclasses.asdict(self), {f.name: f.default for f in dataclasses.fields(self)}
-        return {k: v for k, v in values.items() if k not in self.LATE or v != defaults[k]}
-
-    def validate(self) -> None:
-        """Raise a one-line SolverError for a bad value or combination (called by make_options)."""
-
-    def resolved(self, shape: TaskShape) -> SolverOptions:
-        """These options with per-task defaults written out (e.g. a thinker's group size G), so the
-        run id names what ran. Default: unchanged."""
-        return self
-
-
-@dataclass(frozen=True)
-class NoOptions(SolverOptions):
-    """This solver has no options of its own."""
 
 
 class Solver(nn.Module):
@@ -221,11 +178,20 @@ def register_solver(
     def wrap(cls: S) -> S:
         if parse is None and name is None:
             raise RuntimeError("register_solver needs a name or a parse function")
-        if not (isinstance(cls.Options, type) and issubclass(cls.Options, SolverOptions) and dataclasses.is_dataclass(cls.Options)):
+        if not (
+            isinstance(cls.Options, type)
+            and issubclass(cls.Options, SolverOptions)
+            and dataclasses.is_dataclass(cls.Options)
+        ):
             raise RuntimeError(f"{cls.__name__}.Options must be a dataclass subclassing solvers.base.SolverOptions")
         parser = parse or (lambda typed: (typed, {}) if typed == name else None)
         _FAMILIES.append(
-            SolverFamily(cls, parser, examples or ((name,) if name else ()), summary or (cls.__doc__ or "").strip().splitlines()[0])
+            SolverFamily(
+                cls,
+                parser,
+                examples or ((name,) if name else ()),
+                summary or (cls.__doc__ or "").strip().splitlines()[0],
+            )
         )
         return cls
 
@@ -262,25 +228,47 @@ def make_options(cls: type[Solver], solver_name: str, flags: dict[str, bool], va
             valid = ", ".join(f"--{k.replace('_', '-')}" for k in fields if k not in flags) or "none"
             raise SolverError(f"option {flag} does not apply to solver {solver_name}; its options: {valid}")
         kind = hints[key]
-        if isinstance(value, str) and str not in (kind, *typing.get_args(kind)) and typing.get_origin(kind) is not typing.Literal:
-            raise SolverError(f"{flag}={value!r} is text; solvers take typed values (parse it with bench.config.parse_options)")
+        if (
+            isinstance(value, str)
+            and str not in (kind, *typing.get_args(kind))
+            and typing.get_origin(kind) is not typing.Literal
+        ):
+            raise SolverError(
+                f"{flag}={value!r} is text; solvers take typed values (parse it with bench.config.parse_options)"
+            )
         if typing.get_origin(kind) is typing.Literal and value not in typing.get_args(kind):
             raise SolverError(f"{flag}={value!r} is not one of {', '.join(map(str, typing.get_args(kind)))}")
     options = cls.Options(**{**flags, **values})
+    check_thoughts(options)  # the thought budget's one range rule, for every solver that has one
     options.validate()
     return options
 
 
-def configure(name: str, shape: TaskShape, values: dict[str, Any] | None = None) -> tuple[type[Solver], str, SolverOptions]:
-    """(class, canonical name, options resolved for this task) for a solver name and option values.
-    The one place `supports` is checked: a refusal is an `Unsupported` error."""
+def configure(
+    name: str, shape: TaskShape, values: dict[str, Any] | None = None
+) -> tuple[type[Solver], str, SolverOptions]:
+    """(class, canonical name, options resolved for this task) for a solver name and option values."""
     cls, canonical, flags = resolve_solver(name)
-    options = make_options(cls, canonical, flags, values or {})
-    options = options.resolved(shape)
+    return cls, canonical, configure_options(cls, canonical, flags, shape, values or {})
+
+
+def configure_options(cls: type[Solver], canonical: str, flags: dict[str, bool], shape: TaskShape,
+                      values: dict[str, Any]) -> SolverOptions:
+    """A resolved solver's typed options for this task (make_options, then `resolved`). The one place
+    `supports` is checked: a refusal is an `Unsupported` error."""
+    options = make_options(cls, canonical, flags, values).resolved(shape)
     reason = cls.supports(shape, options)
     if reason:
         raise Unsupported(canonical, reason)
-    return cls, canonical, options
+    return options
+
+
+def new_solver(cls: type[Solver], canonical: str, shape: TaskShape, model: ModelConfig, optim: OptimConfig,
+               options: SolverOptions) -> Solver:
+    """A fresh solver of a resolved class with configured options (`configure_options`)."""
+    solver = cls(shape, model, optim, options)
+    solver.name = canonical
+    return solver
 
 
 def make_solver(
@@ -296,12 +284,10 @@ def make_solver(
     model.validate()
     optim.validate()
     cls, canonical, typed = configure(name, shape, options)
-    solver = cls(shape, model, optim, typed)
-    solver.name = canonical
-    return solver
+    return new_solver(cls, canonical, shape, model, optim, typed)
 
 
-_INFRASTRUCTURE = {"base", "config", "core", "errors"}
+_INFRASTRUCTURE = {"base", "config", "core", "errors", "options"}
 
 
 def _load_builtin_solvers() -> None:

@@ -24,7 +24,8 @@ WEIGHT_INITS: tuple[str, ...] = ("gpt2", "pytorch")
 
 @functools.cache
 def field_help(cls: type) -> dict[str, str]:
-    """Field name -> the docstring written under it (one line), for a dataclass and its bases."""
+    """Field name -> the docstring written under it (one line), for a dataclass and its bases; a
+    field declared by a shared helper (the thought budget, solvers/options.py) carries it in metadata."""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
@@ -35,9 +36,17 @@ def field_help(cls: type) -> dict[str, str]:
             continue
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
         for field, doc in zip(body, body[1:]):
-            if (isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
-                    and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            ):
                 docs[field.target.id] = " ".join(doc.value.value.split())
+    for declared in dataclasses.fields(cls):  # a field declared by a shared helper carries its help
+        if "help" in declared.metadata:
+            docs[declared.name] = declared.metadata["help"]
     return docs
 
 
@@ -64,7 +73,9 @@ class ModelConfig:
         for name in ("d_model", "layers", "heads"):
             value = getattr(self, name)
             if not 1 <= value <= self.LIMITS[name]:
-                raise SolverError(f"--{name.replace('_', '-')}={value} is out of range; valid: 1 to {self.LIMITS[name]:,}")
+                raise SolverError(
+                    f"--{name.replace('_', '-')}={value} is out of range; valid: 1 to {self.LIMITS[name]:,}"
+                )
         if self.d_model % self.heads:
             raise SolverError(f"--heads={self.heads} does not divide --d-model={self.d_model}")
         if self.weight_init not in WEIGHT_INITS:

@@ -31,8 +31,7 @@ states that grow without bound are a known failure), in the training metrics and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,61 +39,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from solvers.base import ModelConfig, Prediction, SolverError, TaskShape, TensorBatch, register_solver
+from solvers.continuous_options import ContinuousOptions, think_layer_problem
 from solvers.core import CoreConfig, KVCache, Transformer
 from solvers.gpt import answer_loss
-from solvers.thought_layout import ThoughtBudgetOptions, ThoughtBudgetSolver, blind_mask, resolve_budget, sample_budget
-
-
-@dataclass(frozen=True)
-class ContinuousOptions(ThoughtBudgetOptions):
-    think_layer: int = -1
-    """Layer whose output is fed back: 0 = input embeddings, i = after block i; -1 = the last block
-    (before the final LayerNorm), -2 the one before, ..."""
-    normalize: Literal["none", "final", "embedding"] = "none"
-    """Rescale the fed-back state: none; final = the model's final LayerNorm when think_layer is the
-    last block (the model's last hidden state, what Coconut feeds back; a learned LayerNorm at other
-    layers); embedding = LayerNorm without gain, scaled to the mean token-embedding norm. none is the
-    default by measurement: add mod 200, 3 seeds, 2/3 at 99% against final's 1/3
-    (experiments/continuous_feedback.toml)."""
-    projection: bool = False
-    """Pass the fed-back state through a learned linear map (initialised to the identity)."""
-    blind: bool = False
-    """<eot> and answer positions may not attend to the question or <bot> (also the name continuous_blind)."""
-    curriculum: int = 0
-    """Coconut stages S (0 = off): stage s replaces the first s/S of the reference trace with s*K/S thoughts."""
-    stage_steps: int = 300
-    """Training steps per curriculum stage."""
-    reset_optimizer: bool = False
-    """Start a fresh optimizer at each curriculum stage (Coconut does)."""
-    stop_head: bool = False
-    """Variable-length thinking: a learned stop head ends thinking early, capped at the budget."""
-
-    def validate(self) -> None:
-        super().validate()
-        if self.curriculum < 0:
-            raise SolverError(f"--curriculum={self.curriculum} must be >= 0 (0 = off)")
-        if self.stage_steps < 1:
-            raise SolverError(f"--stage-steps={self.stage_steps} must be at least 1")
-        if self.curriculum:
-            if self.thoughts % self.curriculum:
-                raise SolverError(
-                    f"--thoughts={self.thoughts} must be a multiple of --curriculum={self.curriculum} "
-                    "(each stage adds thoughts/curriculum continuous thoughts)"
-                )
-            if self.vary_thoughts or self.stop_head:
-                raise SolverError("--curriculum cannot be combined with vary_thoughts or stop_head")
-        elif self.reset_optimizer:
-            raise SolverError("--reset-optimizer applies only with --curriculum S (S >= 1)")
-
-
-def think_layer_problem(layers: int, think_layer: int) -> str | None:
-    """Why `think_layer` does not exist in a `layers`-block model, or None."""
-    if -(layers + 1) <= think_layer <= layers:
-        return None
-    return (
-        f"--think-layer={think_layer} is out of range for a {layers}-layer model; valid: 0..{layers} "
-        f"(0 = input embeddings, {layers} = last block) or -{layers + 1}..-1 counting back from the last"
-    )
+from solvers.thought_layout import ThoughtBudgetSolver, blind_mask, resolve_budget, sample_budget
 
 
 def _parse_name(typed: str) -> tuple[str, dict[str, bool]] | None:
@@ -135,15 +83,9 @@ class ContinuousSolver(ThoughtBudgetSolver):
         self.trace_offset = shape.vocab_size + 2  # trace token t (TRACE_PAD included) is id trace_offset + t
         trace_tokens = shape.trace_vocab_size if options.curriculum else 0
         trace_positions = shape.trace_len if options.curriculum else 0
+        length = shape.question_len + 2 + options.max_thoughts + trace_positions + shape.answer_len
         self.net = Transformer(
-            CoreConfig(
-                vocab_size=shape.vocab_size + 2 + trace_tokens,
-                max_len=shape.question_len + 2 + options.max_thoughts + trace_positions + shape.answer_len,
-                d_model=model.d_model,
-                layers=model.layers,
-                heads=model.heads,
-                init=model.weight_init,
-            )
+            CoreConfig.from_model(model, vocab_size=shape.vocab_size + 2 + trace_tokens, max_len=length)
         )
         self.project: nn.Linear | None = None
         if options.projection:
@@ -152,7 +94,9 @@ class ContinuousSolver(ThoughtBudgetSolver):
                 self.project.weight.copy_(torch.eye(model.d_model))
                 self.project.bias.zero_()
         # normalize at the last block reuses the model's own final LayerNorm (no new parameters).
-        self.thought_ln = nn.LayerNorm(model.d_model) if options.normalize == "final" and self.layer != model.layers else None
+        self.thought_ln = (
+            nn.LayerNorm(model.d_model) if options.normalize == "final" and self.layer != model.layers else None
+        )
         self.stop = nn.Linear(model.d_model, 1) if options.stop_head else None
         # Training steps taken, saved with the model so a resumed curriculum resumes its stage.
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
@@ -179,7 +123,9 @@ class ContinuousSolver(ThoughtBudgetSolver):
 
     def _step(self, vector: torch.Tensor, cache: KVCache) -> tuple[KVCache, torch.Tensor]:
         """Feed one thought vector (B, C) as one new cached position; the new cache and hidden state."""
-        _, cache, hidden = self.net(inputs_embeds=vector[:, None], cache=cache, hidden_layer=self.layer, compute_logits=False)
+        _, cache, hidden = self.net(
+            inputs_embeds=vector[:, None], cache=cache, hidden_layer=self.layer, compute_logits=False
+        )
         return cache, hidden[:, -1]
 
     def _mask(self, t_new: int, t_total: int, first_blind: int, device: torch.device) -> torch.Tensor | None:
@@ -267,14 +213,16 @@ class ContinuousSolver(ThoughtBudgetSolver):
         assert self.stop is not None
         questions, answers = batch.questions, batch.answers
         k = sample_budget(self.options)
-        B, q_len, device = questions.shape[0], questions.shape[1], questions.device
+        B, device = questions.shape[0], questions.device
         tail = torch.cat([self._token(self.eot_id, B, device), answers[:, :-1]], dim=1)
         cache, state = self._start(questions)
         fed: list[torch.Tensor] = []
         answer_losses, stop_logits, right = [], [], []
         for i in range(k + 1):
             past = cache[0][0].shape[2]  # = q_len + 1 + i: <eot> would go here
-            logits, _, _ = self.net(tail, cache=cache, attn_mask=self._mask(tail.shape[1], past + tail.shape[1], past, device))
+            logits, _, _ = self.net(
+                tail, cache=cache, attn_mask=self._mask(tail.shape[1], past + tail.shape[1], past, device)
+            )
             exit_loss, exact = answer_loss(logits, answers)
             answer_losses.append(exit_loss)
             right.append(exact)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from solvers.config import WEIGHT_INITS
+from solvers.config import WEIGHT_INITS, ModelConfig
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -40,6 +41,13 @@ class CoreConfig:
     """MLP hidden width as a multiple of d_model."""
     init: str = "gpt2"
     """Weight initialisation (see `solvers.config.WEIGHT_INITS`)."""
+
+    @classmethod
+    def from_model(cls, model: ModelConfig, vocab_size: int, max_len: int, **others: Any) -> CoreConfig:
+        """The core a solver builds from its ModelConfig (width, depth, heads, init) with its own
+        vocabulary and sequence length; `others` sets any further field."""
+        return cls(vocab_size=vocab_size, max_len=max_len, d_model=model.d_model, layers=model.layers,
+                   heads=model.heads, init=model.weight_init, **others)
 
 
 class CausalSelfAttention(nn.Module):
@@ -176,6 +184,7 @@ class Transformer(nn.Module):
         attn_mask: torch.Tensor | None = None,
         hidden_layer: int | None = None,
         compute_logits: bool = True,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor | None, KVCache, torch.Tensor | None]:
         """Run new positions through the model.
 
@@ -183,6 +192,8 @@ class Transformer(nn.Module):
         numbered after the cache's length. attn_mask: bool, broadcastable to (B, H, T, T_total),
         True = may attend; None = causal. hidden_layer: also return the residual stream after that
         many blocks (0 = the input embeddings, `layers` = the last block's output, before ln_f).
+        positions: (T,) position ids of the new positions when they are not consecutive (a batch with
+        its padding columns dropped, solvers/padding.py); None = numbered after the cache.
         Returns (logits (B, T, V) or None, the new cache, the hidden state (B, T, C) or None).
         """
         if (tokens is None) == (inputs_embeds is None):
@@ -193,7 +204,11 @@ class Transformer(nn.Module):
         start = 0 if not cache else cache[0][0].shape[2]
         if start + T > self.cfg.max_len:
             raise ValueError(f"sequence of {start + T} positions exceeds max_len={self.cfg.max_len}")
-        x = x + self.pos_emb(torch.arange(start, start + T, device=x.device))  # (B, T, C)
+        if positions is None:
+            positions = torch.arange(start, start + T, device=x.device)
+        elif positions.shape != (T,) or int(positions.max()) >= self.cfg.max_len:
+            raise ValueError(f"positions must be {T} ids below max_len={self.cfg.max_len}")
+        x = x + self.pos_emb(positions)  # (B, T, C)
         hidden = x if hidden_layer == 0 else None
         present: KVCache = []
         for index, block in enumerate(self.blocks):

@@ -30,7 +30,9 @@ from solvers.core import CoreConfig, Transformer
 from solvers.errors import SolverError
 
 
-@register_solver("cot", summary="explicit chain of thought in one stream: question, the reference trace, answer (not blind)")
+@register_solver(
+    "cot", summary="explicit chain of thought in one stream: question, the reference trace, answer (not blind)"
+)
 class CoTSolver(Solver):
     """Explicit chain of thought: trained teacher-forced on question, trace, answer."""
 
@@ -47,15 +49,9 @@ class CoTSolver(Solver):
     def __init__(self, shape, model, optim, options) -> None:  # type: ignore[no-untyped-def]
         super().__init__(shape, model, optim, options)
         self.trace_offset = shape.vocab_size  # trace token v is model token vocab_size + v
+        length = shape.question_len + shape.trace_len + shape.answer_len
         self.net = Transformer(
-            CoreConfig(
-                vocab_size=shape.vocab_size + shape.trace_vocab_size,
-                max_len=shape.question_len + shape.trace_len + shape.answer_len,
-                d_model=model.d_model,
-                layers=model.layers,
-                heads=model.heads,
-                init=model.weight_init,
-            )
+            CoreConfig.from_model(model, vocab_size=shape.vocab_size + shape.trace_vocab_size, max_len=length)
         )
         self.build_optimizer()
 
@@ -86,13 +82,17 @@ class CoTSolver(Solver):
         own = self.predict(batch.questions)
         assert own.thoughts is not None
         gen = torch.Generator(device="cpu").manual_seed(0)
-        random_trace = torch.randint(1, self.shape.trace_vocab_size, own.thoughts.shape, generator=gen).to(own.thoughts.device)
+        random_trace = torch.randint(1, self.shape.trace_vocab_size, own.thoughts.shape, generator=gen).to(
+            own.thoughts.device
+        )
         random_answers = self.decode(batch.questions, random_trace).answers
         q_np = batch.questions.cpu().numpy()
         own_acc = float(np.mean(task.verify_batch(q_np, own.answers.cpu().numpy())))
         out: dict[str, Any] = {
             "thoughts": self.shape.trace_len,
-            "trace_match_per_position": [round(float(x), 4) for x in (own.thoughts == batch.traces).float().mean(0).tolist()],
+            "trace_match_per_position": [
+                round(float(x), 4) for x in (own.thoughts == batch.traces).float().mean(0).tolist()
+            ],
             "trace_exact": round(float((own.thoughts == batch.traces).all(1).float().mean()), 4),
         }
         random_acc = float(np.mean(task.verify_batch(q_np, random_answers.cpu().numpy())))

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from solvers.base import Prediction, Solver, SolverOptions, TaskShape, TensorBatch, register_solver
 from solvers.core import CoreConfig, Transformer
 from solvers.errors import SolverError
+from solvers.padding import masked_greedy_decode, trimmed_tail_hidden
 
 
 def greedy_decode(model: Transformer, prefix: torch.Tensor, steps: int, **forward_kwargs) -> torch.Tensor:
@@ -55,7 +56,7 @@ def answer_loss(logits: torch.Tensor, answers: torch.Tensor) -> tuple[torch.Tens
 class GPTOptions(SolverOptions):
     """gpt's options: only the auxiliary trace targets (off by default)."""
 
-    LATE: ClassVar[tuple[str, ...]] = ("aux", "aux_at", "aux_weight", "aux_layer")
+    LATE: ClassVar[tuple[str, ...]] = ("aux", "aux_at", "aux_weight", "aux_layer", "pad")
 
     aux: Literal["none", "trace"] = "none"
     """Intermediate targets without feedback: trace = linear heads trained to predict the reference trace
@@ -67,6 +68,9 @@ class GPTOptions(SolverOptions):
     """Weight of the auxiliary cross-entropy added to the answer's."""
     aux_layer: int = -1
     """Which block's output the aux heads read (1..layers; -1 = the last)."""
+    pad: Literal["attend", "trim"] = "attend"
+    """Question PAD tokens: attend (ordinary tokens) or trim (masked as keys and not computed: each batch
+    trimmed around them, positions kept; solvers/padding.py)."""
 
     def validate(self) -> None:
         if self.aux == "none" and (self.aux_at, self.aux_weight, self.aux_layer) != ("auto", 1.0, -1):
@@ -89,7 +93,11 @@ def aux_position(shape: TaskShape) -> str:
     return "aligned" if shape.trace_len >= 1 and shape.trace_len == shape.question_len - 1 else "last"
 
 
-@register_solver("gpt", summary="the normal transformer baseline: question in, answer out, no thoughts (--opt aux=trace: trace targets, no feedback)")
+@register_solver(
+    "gpt",
+    summary="the normal transformer baseline: question in, answer out, no thoughts "
+    "(--opt aux=trace: trace targets, no feedback)",
+)
 class GPTSolver(Solver):
     """The normal transformer baseline."""
 
@@ -97,6 +105,8 @@ class GPTSolver(Solver):
 
     @classmethod
     def supports(cls, shape: TaskShape, options: GPTOptions) -> str | None:  # type: ignore[override]
+        if options is not None and options.pad == "trim" and options.aux == "trace":
+            return "--opt pad=trim does not combine with aux=trace (the aux heads read question positions)"
         if options is not None and options.aux == "trace":
             if shape.trace_len == 0:
                 return "--opt aux=trace needs the task's reference traces, and this task has none"
@@ -114,16 +124,7 @@ class GPTSolver(Solver):
     def __init__(self, shape, model, optim, options) -> None:  # type: ignore[no-untyped-def]
         options = options if options is not None else GPTOptions()
         super().__init__(shape, model, optim, options)
-        self.net = Transformer(
-            CoreConfig(
-                vocab_size=shape.vocab_size,
-                max_len=shape.question_len + shape.answer_len,
-                d_model=model.d_model,
-                layers=model.layers,
-                heads=model.heads,
-                init=model.weight_init,
-            )
-        )
+        self.net = Transformer(CoreConfig.from_model(model, shape.vocab_size, shape.question_len + shape.answer_len))
         if options.aux == "trace":  # built after the core, so the core's init draws are gpt's own
             at = options.aux_at if options.aux_at != "auto" else aux_position(shape)
             self.aux_at = at
@@ -139,7 +140,10 @@ class GPTSolver(Solver):
         aux = self.options.aux == "trace"
         # Unembed only the positions whose next token is an answer token: the head over the whole
         # sequence is wasted work (measured ~10% of a step at add's shapes).
-        if not aux:
+        if self.options.pad == "trim":  # no work on question PADs (solvers/padding.py); aux is refused
+            # hidden holds only the positions from q_len - 1 on (those that read out answer tokens)
+            hidden, q_len = trimmed_tail_hidden(self.net, sequence[:, :-1], q_len), 1
+        elif not aux:
             _, _, hidden = self.net(sequence[:, :-1], hidden_layer=self.net.cfg.layers, compute_logits=False)
         else:
             hidden, probe = self.hidden_pair(sequence[:, :-1])
@@ -182,4 +186,6 @@ class GPTSolver(Solver):
     @torch.no_grad()
     def predict(self, questions: torch.Tensor, thoughts: int | None = None) -> Prediction:
         self.eval()
+        if self.options.pad == "trim":
+            return Prediction(masked_greedy_decode(self.net, questions, self.shape.answer_len))
         return Prediction(greedy_decode(self.net, questions, self.shape.answer_len))

@@ -32,14 +32,12 @@ from solvers.thought_layout import ThoughtBudgetOptions, ThoughtBudgetSolver, re
 
 @dataclass(frozen=True)
 class LoopedOptions(ThoughtBudgetOptions):
-    """r (--thoughts), its limit, per-step r, and input injection."""
+    """r (--thoughts: the shared thought budget, 4 x 2 layers = 8 blocks of compute by default), its
+    limit (--max-thoughts), per-step r, and input injection."""
 
-    thoughts: int = 4
-    """r: times the block stack is applied (shared weights); 4 x 2 layers = 8 blocks of compute."""
-    max_thoughts: int = 16
-    """Largest r the model may be run at (--eval-thoughts above it is refused)."""
     vary_thoughts: bool = False
-    """Train each step at r drawn uniformly from 1..r (Geiping et al.'s per-step recurrence), so every depth is trained."""
+    """Train each step at r drawn uniformly from 1..r (Geiping et al.'s per-step recurrence), so every depth
+    is trained."""
     inject: bool = False
     """Input injection: add the input embeddings to the stream before every iteration after the first."""
 
@@ -52,20 +50,16 @@ class LoopedSolver(ThoughtBudgetSolver):
 
     def __init__(self, shape, model, optim, options: LoopedOptions) -> None:  # type: ignore[no-untyped-def]
         super().__init__(shape, model, optim, options)
-        self.net = Transformer(
-            CoreConfig(
-                vocab_size=shape.vocab_size,
-                max_len=shape.question_len + shape.answer_len,
-                d_model=model.d_model,
-                layers=model.layers,
-                heads=model.heads,
-                init=model.weight_init,
-            )
-        )
+        self.net = Transformer(CoreConfig.from_model(model, shape.vocab_size, shape.question_len + shape.answer_len))
         self.build_optimizer()
 
     def forward_looped(
-        self, tokens: torch.Tensor, r: int, cache: KVCache | None = None, last_only: bool = False, start: int | None = None
+        self,
+        tokens: torch.Tensor,
+        r: int,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+        start: int | None = None,
     ) -> tuple[torch.Tensor, KVCache]:
         """Logits (B, T, V) (or (B, 1, V) with last_only) and the new cache (r x layers entries,
         iteration-major) for new positions `tokens` (B, T) after `cache`, numbered from `start`
@@ -109,7 +103,9 @@ class LoopedSolver(ThoughtBudgetSolver):
         sequence = torch.cat([batch.questions, batch.answers], dim=1)
         net = self.net
         # Unembed only the answer-predicting positions, as gpt does.
-        embedded = net.tok_emb(sequence[:, :-1]) + net.pos_emb(torch.arange(sequence.shape[1] - 1, device=sequence.device))
+        embedded = net.tok_emb(sequence[:, :-1]) + net.pos_emb(
+            torch.arange(sequence.shape[1] - 1, device=sequence.device)
+        )
         x, _ = self.run_stack(embedded, r)
         answer_logits = net.head(net.ln_f(x[:, q_len - 1 :]))
         loss, exact = answer_loss(answer_logits, batch.answers)

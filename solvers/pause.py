@@ -37,16 +37,8 @@ class PauseSolver(ThoughtBudgetSolver):
     def __init__(self, shape, model, optim, options: PauseOptions) -> None:  # type: ignore[no-untyped-def]
         super().__init__(shape, model, optim, options)
         self.pause_id = shape.vocab_size  # one id after the task's tokens
-        self.net = Transformer(
-            CoreConfig(
-                vocab_size=shape.vocab_size + 1,
-                max_len=shape.question_len + options.max_thoughts + shape.answer_len,
-                d_model=model.d_model,
-                layers=model.layers,
-                heads=model.heads,
-                init=model.weight_init,
-            )
-        )
+        length = shape.question_len + options.max_thoughts + shape.answer_len
+        self.net = Transformer(CoreConfig.from_model(model, vocab_size=shape.vocab_size + 1, max_len=length))
         self.build_optimizer()
 
     def with_pauses(self, questions: torch.Tensor, k: int) -> torch.Tensor:

@@ -42,7 +42,8 @@ def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     first row holding it) and `keys[rows][inverse] == keys`."""
     codes = _row_codes(keys)
     _, inverse = torch.unique(codes, dim=0 if codes.dim() == 2 else None, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), keys.shape[0], dtype=torch.long, device=keys.device)
+    first = torch.full((int(inverse.max()) + 1 if inverse.numel() else 0,), keys.shape[0], dtype=torch.long,
+                       device=keys.device)
     first = first.scatter_reduce(0, inverse, torch.arange(keys.shape[0], device=keys.device), reduce="amin")
     return first, inverse
 
@@ -62,7 +63,8 @@ def _row_codes(keys: torch.Tensor) -> torch.Tensor:
     return codes
 
 
-def head_columns(net: Transformer, hidden: torch.Tensor, lo: int, hi: int, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+def head_columns(net: Transformer, hidden: torch.Tensor, lo: int, hi: int,
+                 params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Logits of token ids lo..hi-1 only, from the last block's output (before ln_f): the same
     numbers as `net`'s full head sliced, without unembedding the columns nobody reads."""
     if params is None:
@@ -72,7 +74,8 @@ def head_columns(net: Transformer, hidden: torch.Tensor, lo: int, hi: int, param
     return F.linear(normed, params["head.weight"][lo:hi])
 
 
-def _step(net: Transformer, want_hidden: bool, lo: int, hi: int, **kwargs: Any) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
+def _step(net: Transformer, want_hidden: bool, lo: int, hi: int,
+          **kwargs: Any) -> tuple[torch.Tensor, KVCache, torch.Tensor | None]:
     """One forward of new positions; returns (action logits at the last position, cache, the last
     position's hidden state when the value baseline wants it)."""
     _, cache, hidden = net(**kwargs, hidden_layer=net.cfg.layers, compute_logits=False)
@@ -104,7 +107,8 @@ def rollout(
     fixed = solver.options.fixed
     N, A = B * G, hi - lo
     bot = torch.full((B, 1), solver.bot, dtype=torch.long, device=device)
-    last, cache, last_hidden = _step(net, want_hidden, lo, hi, tokens=torch.cat([questions, bot], dim=1))  # per tree node
+    # per tree node
+    last, cache, last_hidden = _step(net, want_hidden, lo, hi, tokens=torch.cat([questions, bot], dim=1))
     owner = torch.arange(B, device=device).repeat_interleave(G)  # (N,) row -> node
     alive = torch.ones(N, dtype=torch.bool, device=device)
     ids, valid, acted, logps, entropies, softs, hiddens = [], [], [], [], [], [], []
@@ -116,7 +120,8 @@ def rollout(
         if mode == "greedy":
             action = logp_all.argmax(dim=-1)
         elif mode == "gumbel":
-            soft, action = rl.gumbel_straight_through(logp_all, solver.options.tau, noise=solver.options.estimator == "gumbel")
+            soft, action = rl.gumbel_straight_through(logp_all, solver.options.tau,
+                                                      noise=solver.options.estimator == "gumbel")
         else:
             action = torch.multinomial(logp_all.detach().exp(), 1).squeeze(1)
             if epsilon > 0:
@@ -169,7 +174,8 @@ def rollout(
     if ended:
         off = torch.zeros(N, dtype=torch.bool, device=device)
         ids, valid, acted = ids + [torch.full_like(ids[-1], eot)] * ended, valid + [off] * ended, acted + [off] * ended
-        logps, entropies = logps + [torch.zeros_like(logps[-1])] * ended, entropies + [torch.zeros_like(entropies[-1])] * ended
+        logps, entropies = (logps + [torch.zeros_like(logps[-1])] * ended,
+                            entropies + [torch.zeros_like(entropies[-1])] * ended)
         hiddens = hiddens + [torch.zeros_like(hiddens[-1])] * ended if hiddens else hiddens
     empty = torch.zeros(N, 0, device=device)
 
@@ -201,7 +207,8 @@ def rollout_diagnostics(solver: Any, task: Any, held_out: Any, device: Any, limi
     roll = solver.rollout(Q, solver.K, 1, "greedy")
     own = solver.decode_answers(Q, roll.ids, roll.valid)
     gen = torch.Generator(device="cpu").manual_seed(0)
-    random_ids = solver.thought0 + torch.randint(0, solver.thought_vocab, roll.ids.shape, generator=gen).to(roll.ids.device)
+    random_ids = solver.thought0 + torch.randint(0, solver.thought_vocab, roll.ids.shape,
+                                                 generator=gen).to(roll.ids.device)
     random_valid = torch.ones_like(roll.valid)
     rand = solver.decode_answers(Q, random_ids, random_valid)
     q_np = Q.cpu().numpy()

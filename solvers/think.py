@@ -40,7 +40,16 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from solvers import rl
-from solvers.base import ModelConfig, OptimConfig, Prediction, Solver, SolverError, TaskShape, TensorBatch, register_solver
+from solvers.base import (
+    ModelConfig,
+    OptimConfig,
+    Prediction,
+    Solver,
+    SolverError,
+    TaskShape,
+    TensorBatch,
+    register_solver,
+)
 from solvers.think_options import EXAMPLES, FLAGS, STRAIGHT_THROUGH, ThinkOptions, parse_think_name, step_defaults
 from solvers.core import CoreConfig, Transformer, causal_mask
 from solvers.rollout import Rollout, distinct_rows, head_columns, rollout_diagnostics
@@ -80,14 +89,8 @@ class ThinkSolver(Solver):
         self.action_lo = self.thought0 if o.fixed else self.eot
         self.action_hi = self.thought0 + self.thought_vocab
         self.reward_kind = o.reward_kind
-        cfg = CoreConfig(
-            vocab_size=self.thought0 + self.thought_vocab,
-            max_len=shape.question_len + self.max_thoughts + 2 + shape.answer_len,
-            d_model=model.d_model,
-            layers=model.layers,
-            heads=model.heads,
-            init=model.weight_init,
-        )
+        length = shape.question_len + self.max_thoughts + 2 + shape.answer_len
+        cfg = CoreConfig.from_model(model, vocab_size=self.thought0 + self.thought_vocab, max_len=length)
         self.net = Transformer(cfg)
         if o.split:
             self.answer_net = Transformer(cfg)
@@ -119,7 +122,9 @@ class ThinkSolver(Solver):
         """The thinking transformer (and value head) may have its own learning rate (--think-lr)."""
         lr = self.optim_config.lr
         think_lr = self.options.think_lr or lr
-        thinker = {id(p) for p in self.net.parameters()} | {id(p) for p in getattr(self, "value_head", nn.Identity()).parameters()}
+        thinker = {id(p) for p in self.net.parameters()} | {
+            id(p) for p in getattr(self, "value_head", nn.Identity()).parameters()
+        }
         groups = []
         for is_thinker in (True, False):
             params = [p for p in self.parameters() if (id(p) in thinker) == is_thinker]
@@ -155,7 +160,12 @@ class ThinkSolver(Solver):
         return sample_rollout(self, questions, K, G, mode, epsilon, want_hidden, reference)
 
     def _inputs(
-        self, net: Transformer, prefix: torch.Tensor, ids: torch.Tensor, soft: torch.Tensor | None, suffix: torch.Tensor,
+        self,
+        net: Transformer,
+        prefix: torch.Tensor,
+        ids: torch.Tensor,
+        soft: torch.Tensor | None,
+        suffix: torch.Tensor,
         params: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         """Forward arguments for prefix + thought slots + suffix, as tokens or, with straight-through
@@ -169,7 +179,9 @@ class ThinkSolver(Solver):
         start = prefix.shape[1]
         return {"inputs_embeds": torch.cat([embeds[:, :start], slots, embeds[:, start + ids.shape[1] :]], dim=1)}
 
-    def _key_mask(self, prefix_len: int, valid: torch.Tensor, suffix_len: int, rows: int | None = None) -> torch.Tensor | None:
+    def _key_mask(
+        self, prefix_len: int, valid: torch.Tensor, suffix_len: int, rows: int | None = None
+    ) -> torch.Tensor | None:
         """Causal mask that also hides slots after a stop (None when every slot is valid)."""
         if self.options.fixed or bool(valid.all()):
             return None
@@ -185,8 +197,8 @@ class ThinkSolver(Solver):
         soft: torch.Tensor | None = None, frozen: bool = False,
     ) -> torch.Tensor:
         """The answering policy on given thoughts, teacher-forced: answer logits (N, La, V). Blind:
-        the question is not in the sequence at all. frozen: the answerer's weights are used without taking gradients (the
-        straight-through gradient then reaches only the thinker). Identical rows (G rollouts that
+        the question is not in the sequence at all. frozen: the answerer's weights are used without taking
+        gradients (the straight-through gradient then reaches only the thinker). Identical rows (G rollouts that
         agree, or blind rows with the same thoughts and answer) are computed once."""
         net = self.answerer
         bot_col = torch.full_like(answers[:, :1], self.bot)
@@ -200,10 +212,16 @@ class ThinkSolver(Solver):
             prefix, ids, valid, suffix = prefix[rows], ids[rows], valid[rows], suffix[rows]
         params = {name: p.detach() for name, p in net.named_parameters()} if frozen else None
         kwargs = self._inputs(net, prefix, ids, soft, suffix, params)
-        kwargs.update(attn_mask=self._key_mask(prefix.shape[1], valid, suffix.shape[1]), hidden_layer=net.cfg.layers, compute_logits=False)
+        kwargs.update(
+            attn_mask=self._key_mask(prefix.shape[1], valid, suffix.shape[1]),
+            hidden_layer=net.cfg.layers,
+            compute_logits=False,
+        )
         hidden = functional_call(net, params, (), kwargs)[2] if params is not None else net(**kwargs)[2]
         P, K, La = prefix.shape[1], ids.shape[1], answers.shape[1]
-        logits = head_columns(net, hidden[:, P + K : P + K + La], 0, self.V, params)  # the answer rows' task tokens only
+        logits = head_columns(
+            net, hidden[:, P + K : P + K + La], 0, self.V, params
+        )  # the answer rows' task tokens only
         return logits[inverse] if inverse is not None else logits
 
     def continued_answer_logits(self, roll: Rollout, questions: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
@@ -251,11 +269,15 @@ class ThinkSolver(Solver):
         mode = "gumbel" if o.estimator in STRAIGHT_THROUGH else "sample"
         truncate_at = ref_ids if o.credit == "truncate" else None
         roll = self.rollout(Q, K, samples, mode, o.epsilon, want_hidden=o.baseline == "value", reference=truncate_at)
-        rewards, sequence_reward, extra_loss = self._rewards(roll, rollout_questions, rollout_answers, ref_ids, ref_valid, samples)
+        rewards, sequence_reward, extra_loss = self._rewards(
+            roll, rollout_questions, rollout_answers, ref_ids, ref_valid, samples
+        )
         total = total + extra_loss
         if o.estimator in STRAIGHT_THROUGH:
             if o.super:  # the thinker maximises the (frozen) answerer's log-prob through its thoughts
-                logits = self.answer_logits(rollout_questions, roll.ids, roll.valid, rollout_answers, soft=roll.soft, frozen=True)
+                logits = self.answer_logits(
+                    rollout_questions, roll.ids, roll.valid, rollout_answers, soft=roll.soft, frozen=True
+                )
                 total = total + _ce_rows(logits, rollout_answers).mean()
         else:
             given = None
@@ -366,7 +388,13 @@ class ThinkSolver(Solver):
             token = head_columns(net, hidden[:, -1], 0, self.V).argmax(dim=-1, keepdim=True)
             out.append(token)
             if step + 1 < La:
-                step_mask = None if mask is None else torch.cat([mask[:, :, -1:, :], torch.ones_like(mask[:, :, -1:, :1]).expand(-1, -1, -1, step + 1)], dim=3)
+                step_mask = (
+                    None
+                    if mask is None
+                    else torch.cat(
+                        [mask[:, :, -1:, :], torch.ones_like(mask[:, :, -1:, :1]).expand(-1, -1, -1, step + 1)], dim=3
+                    )
+                )
                 _, cache, hidden = net(token, cache=cache, attn_mask=step_mask, **last)
         return torch.cat(out, dim=1)
 
@@ -380,7 +408,9 @@ class ThinkSolver(Solver):
         K = self.K if thoughts is None else thoughts
         self._check_budget(K)
         roll = self.rollout(questions, K, 1, "greedy")
-        return Prediction(self.decode_answers(questions, roll.ids, roll.valid), self.thought_index(roll.ids, roll.valid))
+        return Prediction(
+            self.decode_answers(questions, roll.ids, roll.valid), self.thought_index(roll.ids, roll.valid)
+        )
 
     # ---- diagnostics --------------------------------------------------------------------------------
     @torch.no_grad()

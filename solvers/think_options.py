@@ -14,15 +14,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from solvers.base import SolverOptions, TaskShape
 from solvers.errors import SolverError
+from solvers.options import DEFAULT_THOUGHTS, SolverOptions, TaskShape, thoughts_field
 
 SHORT_ROLLOUT = 5
 """K + answer tokens up to which a rollout is short (add) and keeps G = 32, batch 256."""
 LONG_GROUP, LONG_BATCH = 4, 64
 
 FLAGS = ("fixed", "blind", "split", "super", "clean", "search")
-DEFAULT_THOUGHTS = 4
 EXAMPLES = (
     "think",
     "think_fixed",
@@ -64,14 +63,14 @@ class ThinkOptions(SolverOptions):
         "group": f"auto: 32 on short rollouts (add), {LONG_GROUP} with batch {LONG_BATCH} on longer ones",
     }
     """What `bench solvers` shows for the defaults chosen per task (step_defaults)."""
+    LABEL: ClassVar[str] = "Thinkers"
     fixed: bool = False
     blind: bool = False
     split: bool = False
     super: bool = False
     clean: bool = False
     search: bool = False
-    thoughts: int | None = None
-    """Thought budget K. Default: the task's trace length under super, else 4."""
+    thoughts: int | None = thoughts_field(None, minimum=1)  # None: chosen per task (resolved); 0 is no thinker
     thought_vocab: int = 16
     """Thought tokens when not super (super uses the task's trace alphabet)."""
     estimator: Literal["reinforce", "gumbel", "straight", "imitate"] = "reinforce"
@@ -80,7 +79,9 @@ class ThinkOptions(SolverOptions):
     back, no sampling; without super) or imitate (cross-entropy on the reference trace, teacher-forced:
     supervised chain of thought, not RL; needs super)."""
     baseline: Literal["batch", "group", "loo", "reference", "value"] = "group"
-    """group: mean of the question's G rollouts (GRPO), which credits useful thoughts, not easy questions."""
+    """The advantage's baseline: group (the mean of the question's G rollouts, GRPO: it credits useful
+    thoughts, not easy questions), loo (that mean leaving the rollout out), batch (the batch mean),
+    reference (the answerer's score without thoughts) or value (a learned value head)."""
     group: int | None = None
     """Rollouts per question G. Default (auto): per task, see step_defaults (32 on add, 4 on longer rollouts)."""
     reward: Literal["auto", "logprob", "prob", "correct", "clean"] = "auto"
@@ -110,14 +111,14 @@ class ThinkOptions(SolverOptions):
     LATE: ClassVar[tuple[str, ...]] = ("direct",)
 
     def validate(self) -> None:
-        if self.thoughts is not None and not 1 <= self.thoughts <= 512:
-            raise SolverError(f"--thoughts={self.thoughts} out of range; valid: 1..512")
         if not 2 <= self.thought_vocab <= 4096:
             raise SolverError(f"--thought-vocab={self.thought_vocab} out of range; valid: 2..4096")
         if self.group is not None and not 1 <= self.group <= 256:
             raise SolverError(f"--group={self.group} out of range; valid: 1..256")
         if self.baseline in ("group", "loo") and self.group is not None and self.group < 2:
-            raise SolverError(f"--baseline {self.baseline} needs --group >= 2 (got {self.group}); or use batch, reference or value")
+            raise SolverError(
+                f"--baseline {self.baseline} needs --group >= 2 (got {self.group}); or use batch, reference or value"
+            )
         if self.search and self.group is not None and self.group < 2:
             raise SolverError(f"search picks the best of --group rollouts; --group={self.group} must be >= 2")
         if self.clean and self.reward not in ("auto", "clean"):
@@ -125,7 +126,10 @@ class ThinkOptions(SolverOptions):
         if self.reward == "clean" and not self.clean:
             raise SolverError("--reward clean is the clean flag: use a name with _super_clean")
         if self.reward_kind == "clean" and self.baseline == "reference":
-            raise SolverError("--baseline reference scores the answer without thoughts, which the clean reward does not score; use group, loo, batch or value")
+            raise SolverError(
+                "--baseline reference scores the answer without thoughts, which the clean reward does not score; "
+                "use group, loo, batch or value"
+            )
         if self.credit == "truncate" and (self.reward_kind != "clean" or self.estimator != "reinforce" or self.search):
             raise SolverError(
                 "--credit truncate ends a rollout at its first thought off the reference trace: it needs the clean "
@@ -137,7 +141,9 @@ class ThinkOptions(SolverOptions):
                 "and no search or --epsilon (nothing is sampled in training)"
             )
         if self.search and self.estimator in STRAIGHT_THROUGH:
-            raise SolverError("search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search")
+            raise SolverError(
+                "search selects sampled thoughts for REINFORCE-style targets; use --estimator reinforce with search"
+            )
         if self.estimator == "straight" and self.super:
             raise SolverError(
                 "--estimator straight trains the answerer on the thinker's own greedy thoughts: it is for thinkers "
@@ -146,7 +152,10 @@ class ThinkOptions(SolverOptions):
         if not 0.0 <= self.epsilon <= 1.0:
             raise SolverError(f"--epsilon={self.epsilon} out of range; valid: 0..1")
         if self.epsilon > 0 and self.estimator in STRAIGHT_THROUGH:
-            raise SolverError(f"--epsilon applies to sampled thoughts; the {self.estimator} estimator samples none (gumbel explores through its noise)")
+            raise SolverError(
+                f"--epsilon applies to sampled thoughts; the {self.estimator} estimator samples none "
+                "(gumbel explores through its noise)"
+            )
         if self.entropy is not None and self.entropy < 0:
             raise SolverError(f"--entropy={self.entropy} must be >= 0")
         if not self.tau > 0:
@@ -189,16 +198,21 @@ class StepDefaults:
 
 def step_defaults(shape: TaskShape, options: ThinkOptions) -> StepDefaults:
     """K, G and the batch a thinker uses on this task when not given, and why (shown by `bench run`)."""
-    K = options.thoughts if options.thoughts is not None else (max(shape.trace_len, 1) if options.super else DEFAULT_THOUGHTS)
+    K = (
+        options.thoughts
+        if options.thoughts is not None
+        else (max(shape.trace_len, 1) if options.super else DEFAULT_THOUGHTS)
+    )
     length = K + shape.answer_len
     if length <= SHORT_ROLLOUT:
         G, batch = 32, 256
-        why = f"short rollouts (K + answer = {length} <= {SHORT_ROLLOUT} tokens): G = 32, batch 256, as measured on add (docs/THINKERS.md)"
+        why = (f"short rollouts (K + answer = {length} <= {SHORT_ROLLOUT} tokens): G = 32, batch 256, "
+               "as measured on add (docs/THINKERS.md)")
     else:
         G, batch = LONG_GROUP, LONG_BATCH
         why = (f"long rollouts (K + answer = {length} > {SHORT_ROLLOUT} tokens): G = {G}, batch {batch}, "
                f"{G * batch} rollouts a step, the rows of a gpt step at batch 256")
-    if options.group is not None:
+    if options.group is not None and options.group != G:  # resolved options hold the default G: not 'given'
         G, why = options.group, why + f"; G = {options.group} given"
     if options.estimator == "imitate":
         why += "; imitate samples no rollouts in training, so G is unused"

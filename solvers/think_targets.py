@@ -42,7 +42,8 @@ def imitation_loss(
     reached = torch.cat([torch.ones_like(ref_valid[:, :1]), ref_valid[:, :-1]], dim=1).float()
     entropy = (rl.categorical_entropy(step_logits) * reached).sum() / reached.sum()
     right = (step_logits.argmax(-1) + solver.action_lo == ref_ids).float()
-    metrics = {f"trace_match_{i}": float(right[:, i].mean()) for i in range(min(4, right.shape[1]))}  # given the reference before
+    # given the reference before
+    metrics = {f"trace_match_{i}": float(right[:, i].mean()) for i in range(min(4, right.shape[1]))}
     metrics["entropy"] = float(entropy.detach())
     loss = -(logp * reached).sum() / reached.sum() - solver.options.entropy_weight * entropy
     return loss, metrics

@@ -14,30 +14,13 @@ is the remedy one can test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from solvers.base import ModelConfig, Solver, SolverOptions, TaskShape
+from solvers.base import ModelConfig, Solver, TaskShape
 from solvers.errors import SolverError
-
-
-@dataclass(frozen=True)
-class ThoughtBudgetOptions(SolverOptions):
-    """The thought-budget options `pause` and `continuous` share."""
-
-    thoughts: int = 4
-    """K: thoughts between question and answer (pause tokens, or fed-back states). 4 is more than add's
-    and multiadd's traces (2-3 digits) and in Coconut's range (3-6); a continuous step then costs about
-    1.1-1.4x a gpt step of the same length on CPU (bench perf continuous)."""
-    max_thoughts: int = 16
-    """Longest budget the model can be run at (sets the position table; --eval-thoughts above it is refused)."""
-    vary_thoughts: bool = False
-    """Train each step at a budget drawn uniformly from 0..K, so every budget up to K is trained."""
-
-    def validate(self) -> None:
-        check_budget_options(self)
+from solvers.options import ThoughtBudgetOptions, check_budget_options  # noqa: F401 (declared torch-free there)
 
 
 class ThoughtBudgetSolver(Solver):
@@ -46,19 +29,6 @@ class ThoughtBudgetSolver(Solver):
     @classmethod
     def check_run(cls, shape: TaskShape, model: ModelConfig, options: Any, train: Any) -> str | None:
         return check_eval_budgets(options, tuple(train.eval_thoughts))
-
-
-def check_budget_options(options: Any) -> None:
-    """One-line SolverError for a negative budget or one the position table cannot hold."""
-    if options.thoughts < 0:
-        raise SolverError(f"--thoughts={options.thoughts} must be >= 0")
-    if options.max_thoughts < 0:
-        raise SolverError(f"--max-thoughts={options.max_thoughts} must be >= 0")
-    if options.thoughts > options.max_thoughts:
-        raise SolverError(
-            f"--thoughts={options.thoughts} exceeds --max-thoughts={options.max_thoughts} "
-            "(the longest budget the position table holds); raise --opt max_thoughts=N"
-        )
 
 
 def check_eval_budgets(options: Any, budgets: tuple[int, ...]) -> str | None:

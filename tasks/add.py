@@ -225,7 +225,8 @@ class AddTask(ModularSumForm, Task):
         questions = np.stack([a, b], axis=1) + 1
         answers = total[:, None] + 1
         if self.digit_encoded:
-            questions = np.concatenate([digits_lsb_first(a, base, digits)[:, ::-1], digits_lsb_first(b, base, digits)[:, ::-1]], axis=1) + 1
+            questions = np.concatenate([digits_lsb_first(a, base, digits)[:, ::-1],
+                                        digits_lsb_first(b, base, digits)[:, ::-1]], axis=1) + 1
             answers = digits_lsb_first(total, base, digits) + 1
             if self.params.answer_order == "msb":
                 answers = answers[:, ::-1]
@@ -261,7 +262,8 @@ class AddTask(ModularSumForm, Task):
         if self.digit_encoded:
             tokens = " ".join("".join(str(int(t) - 1) for t in row) for row in np.split(question, 2))
             order = "least" if self.params.answer_order == "lsb" else "most"
-            text += f"   (digit tokens: {tokens} = {''.join(str(int(t) - 1) if t != PAD else '_' for t in answer)}, answer {order} significant first)"
+            text += (f"   (digit tokens: {tokens} = {''.join(str(int(t) - 1) if t != PAD else '_' for t in answer)}, "
+                     f"answer {order} significant first)")
         if trace is not None:
             values = " ".join(str(int(t) - 1) for t in trace if t != PAD)
             kind = "digits" if self.params.trace == "digits" else "column sums with carries"

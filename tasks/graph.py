@@ -109,7 +109,8 @@ class GraphTask(Task):
         if not params.directed:
             self._pair_index[vs, us] = np.arange(len(us))
         # Edge probability inside a side of k nodes (index k), and from the target's side back.
-        self._side_p = np.array([0.0] + [min(MAX_EDGE_PROBABILITY, params.degree / max(k - 1, 1)) for k in range(1, n + 1)])
+        self._side_p = np.array([0.0]
+                                + [min(MAX_EDGE_PROBABILITY, params.degree / max(k - 1, 1)) for k in range(1, n + 1)])
         self._back_p = min(MAX_EDGE_PROBABILITY, params.degree / (n - 1)) if params.directed else 0.0
         self._max_edges = self._edge_cap()
 
@@ -187,7 +188,8 @@ class GraphTask(Task):
         redrawn = 0
         while len(pending):
             if redrawn > _MAX_REDRAWS_PER_PROBLEM * n + 1000:
-                raise TaskError(f"graph: could not draw problems at max={nodes}, degree={self.params.degree}; raise max")
+                raise TaskError(
+                    f"graph: could not draw problems at max={nodes}, degree={self.params.degree}; raise max")
             # One round: a fresh split, graph and choices for the next problems still unfilled.
             k = min(len(pending), chunk)
             source_side_size = 2 + rng.binomial(nodes - 4, 0.5, size=k)

@@ -217,7 +217,8 @@ class MultTask(Task):
         shown = self.answer_json(answer)
         text = f"{a} * {b} = {shown if shown is not None else '?'}"
         text += f"   (tokens, least significant first: {''.join(str(int(t) - 1) for t in question[:n])} * "
-        text += f"{''.join(str(int(t) - 1) for t in question[n:])} = {''.join(str(int(t) - 1) for t in answer if t != PAD)})"
+        text += (f"{''.join(str(int(t) - 1) for t in question[n:])} = "
+                 f"{''.join(str(int(t) - 1) for t in answer if t != PAD)})")
         if trace is not None:
             values = [str(int(t) - 1) for t in trace if t != PAD]
             pieces, at = [], 0

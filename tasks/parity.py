@@ -92,7 +92,8 @@ class ParityTask(Task):
         floors = []
         for r in RECENCY_WINDOWS:
             if r < self.params.max:
-                floors.append((f"last {r} bits", bits[:, -r:].sum(axis=1) % 2 == answer, f"the parity of the last {r} bits only"))
+                floors.append((f"last {r} bits", bits[:, -r:].sum(axis=1) % 2 == answer,
+                               f"the parity of the last {r} bits only"))
         majority_bit = (2 * bits.sum(axis=1) > bits.shape[1]).astype(np.int64)
         floors.append(("majority bit", majority_bit == answer, "1 iff more than half the bits are 1"))
         return floors
@@ -107,7 +108,8 @@ class ParityTask(Task):
 
     def check_problem_json(self, problem: dict[str, Any]) -> None:
         bits = problem.get("bits")
-        if not isinstance(bits, list) or not 1 <= len(bits) <= MAX_BITS or not all(is_int(b) and b in (0, 1) for b in bits):
+        if not isinstance(bits,
+                          list) or not 1 <= len(bits) <= MAX_BITS or not all(is_int(b) and b in (0, 1) for b in bits):
             raise TaskError(f"parity: 'bits' must be a list of 1..{MAX_BITS} zeros and ones, got {str(bits)[:80]}")
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:

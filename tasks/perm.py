@@ -154,10 +154,13 @@ class PermTask(Task):
         group = make_group(name)
         elements = problem.get("elements")
         if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_LENGTH:
-            raise TaskError(f"perm: 'elements' must be a list of 1..{MAX_LENGTH} permutations, got {str(elements)[:80]}")
+            raise TaskError(
+                f"perm: 'elements' must be a list of 1..{MAX_LENGTH} permutations, got {str(elements)[:80]}")
         for element in elements:
-            if not isinstance(element, list) or not all(is_int(x) for x in element) or tuple(element) not in group.index:
-                raise TaskError(f"perm: {str(element)[:80]} is not an element of {group.name} (array forms on {group.degree} points)")
+            if not isinstance(element,
+                              list) or not all(is_int(x) for x in element) or tuple(element) not in group.index:
+                raise TaskError(f"perm: {str(element)[:80]} is not an element of {group.name} (array forms on "
+                                f"{group.degree} points)")
 
     def verify_json(self, problem: dict[str, Any], answer: Any) -> bool:
         if not isinstance(answer, list) or not all(is_int(x) for x in answer):

@@ -56,7 +56,8 @@ def graph_rules(task: Any, train: Batch, test: Batch) -> list[Scored]:
     dead = (f_test["source_out"] == 0) | (f_test["target_in"] == 0)
     names = ["edges", "source_out", "source_in", "target_out", "target_in"]
     logistic = logistic_floor(
-        np.stack([f_train[k] for k in names], axis=1), no_path(task, train), np.stack([f_test[k] for k in names], axis=1), y_test
+        np.stack([f_train[k] for k in names], axis=1), no_path(task, train),
+        np.stack([f_test[k] for k in names], axis=1), y_test
     )
     return [
         ("isolated endpoint", no_edge.astype(np.int64) == y_test, "no path iff an endpoint has no edge"),
@@ -84,7 +85,8 @@ def sat_features(task: Any, batch: Batch) -> dict[str, np.ndarray]:
     negative = ((tokens % 2 == 0) & (tokens > 0)).sum(axis=1)
     variables = (tokens + 1) // 2
     pos_count = np.stack([((variables == v) & (tokens % 2 == 1)).sum(axis=1) for v in range(1, n_vars + 1)], axis=1)
-    neg_count = np.stack([((variables == v) & (tokens % 2 == 0) & (tokens > 0)).sum(axis=1) for v in range(1, n_vars + 1)], axis=1)
+    neg_count = np.stack([((variables == v) & (tokens % 2 == 0) & (tokens > 0)).sum(axis=1)
+                          for v in range(1, n_vars + 1)], axis=1)
     occurrences = pos_count + neg_count
     return {
         "clauses": real.sum(axis=1),
@@ -106,10 +108,12 @@ def sat_rules(task: Any, train: Batch, test: Batch) -> list[Scored]:
     y_train, y_test = unsat(task, train), unsat(task, test)
     f_train, f_test = sat_features(task, train), sat_features(task, test)
     scored: list[Scored] = []
-    for feature, name in (("clauses", "clauses"), ("distinct_clauses", "distinct clauses"), ("positive_literals", "positive literals")):
+    for feature, name in (("clauses", "clauses"), ("distinct_clauses", "distinct clauses"),
+                          ("positive_literals", "positive literals")):
         k, above = fit_threshold(f_train[feature], y_train)
         guess = (f_test[feature] >= k) if above else (f_test[feature] < k)
-        scored.append((f"{name} >= k", guess.astype(np.int64) == y_test, f"UNSAT iff {name} {'>=' if above else '<'} {k} (k fitted on train)"))
+        scored.append((f"{name} >= k", guess.astype(np.int64) == y_test,
+                       f"UNSAT iff {name} {'>=' if above else '<'} {k} (k fitted on train)"))
     names = sorted(f_train)
     logistic = logistic_floor(
         np.stack([f_train[k] for k in names], axis=1), y_train, np.stack([f_test[k] for k in names], axis=1), y_test

@@ -38,7 +38,8 @@ def test_readme_from_python_runs_as_written_and_matches_bench_run(tmp_path: Path
     (tmp_path / "snippet.py").write_text(code, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("THINKBENCH_RESULTS", None)  # the snippet writes ./results, as a reader's would
-    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "snippet.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     # the printed example values are what the code prints
@@ -47,7 +48,9 @@ def test_readme_from_python_runs_as_written_and_matches_bench_run(tmp_path: Path
     run_id, state = lines[2].split()[:2]
     assert state == "finished" and (tmp_path / "results" / "runs" / run_id / "evaluation.json").exists()
     # `bench run` with the same settings names the same run and serves it without training
-    again = runner.invoke(app, ["run", "--task", "add", "--solver", "gpt", "--max", "20", "--steps", "100", "--eval-every", "50",
+    again = runner.invoke(app,
+                          ["run", "--task", "add", "--solver", "gpt", "--max", "20", "--steps", "100", "--eval-every",
+                           "50",
                                 "--eval-size", "100", "--seed", "0", "--quiet", "--results", str(tmp_path / "results")])
     assert again.exit_code == 0, again.output[-2000:]
     assert f"run {run_id}" in again.stderr and "already finished" in again.stderr
@@ -55,7 +58,8 @@ def test_readme_from_python_runs_as_written_and_matches_bench_run(tmp_path: Path
 
 def test_create_dataset_draws_what_bench_sample_draws() -> None:
     problems = tb.create_dataset("sort", size=7, seed=3, split="monitor", max=50, length=5)
-    result = runner.invoke(app, ["sample", "--task", "sort", "--max", "50", "--set", "length=5", "-n", "7", "--seed", "3",
+    result = runner.invoke(app,
+                           ["sample", "--task", "sort", "--max", "50", "--set", "length=5", "-n", "7", "--seed", "3",
                                  "--split", "monitor", "--format", "jsonl"])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -82,7 +86,8 @@ def test_score_answer_is_the_tasks_verifier(name: str) -> None:
     # a wrong answer of the right shape scores 0 (the token-level verifier agrees)
     wrong = [tb.score_answer(task.answer_json(np.roll(problems.batch.answers, 1, axis=0)[i]), entry)
              for i, entry in enumerate(problems)]
-    distinct = [json.dumps(problems[i]["answer"]) != json.dumps(problems[i - 1]["answer"]) for i in range(len(problems))]
+    distinct = [json.dumps(problems[i]["answer"]) != json.dumps(problems[i - 1]["answer"])
+                for i in range(len(problems))]
     # (sat: another formula's assignment may satisfy this one too)
     assert all(score == 0.0 for score, differs in zip(wrong, distinct) if differs) or name == "sat"
 

@@ -33,7 +33,8 @@ def shape_of(task: str, max_value: int, **params: object):  # type: ignore[no-un
 
 
 def spec(solver: str, options: dict, task: str = "multiadd", **train: object):  # type: ignore[no-untyped-def]
-    return build_spec(task, 100, {"terms": 4} if task == "multiadd" else {}, solver, options, ModelConfig(), OptimConfig(),
+    return build_spec(task, 100, {"terms": 4} if task == "multiadd" else {}, solver, options, ModelConfig(),
+                      OptimConfig(),
                       TrainConfig(steps=3000, **train), device="cpu")
 
 
@@ -111,7 +112,8 @@ def test_cot_stream_and_predict() -> None:
     batch = TensorBatch.from_numpy(task.sample(stream_rng(0, "train", 0), 8), "cpu")
     assert {"train_acc", "trace_match", "loss"} <= set(solver.train_step(batch))
     prediction = solver.predict(batch.questions)
-    assert prediction.answers.shape == (8, 1) and prediction.thoughts is not None and prediction.thoughts.shape == (8, 3)
+    assert prediction.answers.shape == (8,
+                                        1) and prediction.thoughts is not None and prediction.thoughts.shape == (8, 3)
     assert int(prediction.answers.max()) < shape.vocab_size  # answers are task tokens, never trace tokens
     assert int(prediction.thoughts.min()) >= 0 and int(prediction.thoughts.max()) < shape.trace_vocab_size
     # The answer reads the trace: with the model's own trace teacher-forced, greedy answers agree.
@@ -131,9 +133,13 @@ def test_cot_refusals() -> None:
     no_trace = TaskShape(vocab_size=11, question_len=2, answer_len=1, trace_vocab_size=0, trace_len=0)
     with pytest.raises(Unsupported, match="needs the task's reference traces"):
         configure("cot", no_trace, {})
-    result = runner.invoke(app, ["run", "--task", "multiadd", "--max", "100", "--solver", "cot", "--eval-thoughts", "2,3", "--steps", "1"])
+    result = runner.invoke(app,
+                           ["run", "--task", "multiadd", "--max", "100", "--solver", "cot", "--eval-thoughts", "2,3",
+                            "--steps", "1"])
     assert_one_line_error(result, "--eval-thoughts 2", "valid: 3")
-    result = runner.invoke(app, ["run", "--task", "multiadd", "--max", "100", "--solver", "cot", "--opt", "thoughts=3", "--steps", "1"])
+    result = runner.invoke(app,
+                           ["run", "--task", "multiadd", "--max", "100", "--solver", "cot", "--opt", "thoughts=3",
+                            "--steps", "1"])
     assert_one_line_error(result, "--thoughts does not apply to solver cot")
 
 
@@ -180,7 +186,9 @@ def test_looped_budget_and_refusals() -> None:
     varied = make_solver("looped", shape, SMALL, options={"thoughts": 4, "vary_thoughts": True})
     drawn = {varied.sample_r() for _ in range(200)}
     assert drawn == {1, 2, 3, 4}  # Geiping's per-step depth, never the empty stack
-    result = runner.invoke(app, ["run", "--task", "multiadd", "--max", "100", "--solver", "looped", "--opt", "inject=maybe", "--steps", "1"])
+    result = runner.invoke(app,
+                           ["run", "--task", "multiadd", "--max", "100", "--solver", "looped", "--opt", "inject=maybe",
+                            "--steps", "1"])
     assert result.exit_code == 2 and "inject" in result.stderr and "Traceback" not in result.output
 
 
@@ -207,7 +215,8 @@ def train(solver_name: str, task: object, shape: TaskShape, steps: int, seed: in
     """Train on fresh batches of 64 training problems; accuracy on 400 fixed training-split
     questions (this tests that the loop learns, not generalisation)."""
     torch.manual_seed(seed)
-    solver = make_solver(solver_name, shape, ModelConfig(d_model=d_model, layers=2, heads=4), OptimConfig(lr=lr), options or {})
+    solver = make_solver(solver_name, shape, ModelConfig(d_model=d_model, layers=2, heads=4), OptimConfig(lr=lr),
+                         options or {})
     seen = task.sample(stream_rng(7, "train"), 400, "train")  # type: ignore[attr-defined]
     for step in range(steps):
         torch.manual_seed(step)

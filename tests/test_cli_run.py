@@ -25,7 +25,8 @@ runner = CliRunner()
 # A tiny model that learns add mod 20 to 95% in a few hundred steps (seconds).
 # The separated layout: at d_model 64 it learns add mod 50 in a few hundred steps, the plain one does not.
 # A tiny model on add mod 50: a long run to interrupt, not a learning outcome.
-TINY = ["--task", "add", "--max", "50", "--prompt", "separated", "--d-model", "64", "--layers", "1", "--heads", "4", "--lr", "0.01",
+TINY = ["--task", "add", "--max", "50", "--prompt", "separated", "--d-model", "64", "--layers", "1", "--heads", "4",
+        "--lr", "0.01",
         "--batch", "128", "--eval-every", "25", "--eval-size", "400", "--target", "0.95", "--device", "cpu", "-q"]
 # Fewer steps of a smaller model, for tests about files and errors.
 SHORT = ["--task", "add", "--max", "20", "--d-model", "32", "--layers", "1", "--heads", "4", "--batch", "32",
@@ -63,7 +64,8 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.mark.learning
 def test_run_learns_and_compare_shows_it(tmp_path: Path) -> None:
-    # margin: the spec of test_harness's learning test, 0.938-1.00 on seeds 0-2 under default/avx2/native; asserts >= 0.8
+    # margin: the spec of test_harness's learning test, 0.938-1.00 on seeds 0-2 under default/avx2/native; asserts >=
+    # 0.8
     started = time.perf_counter()
     result = bench("run", *LEARNS, "--seed", str(learning_seed()), "-q", "--results", str(tmp_path))
     seconds = time.perf_counter() - started
@@ -107,7 +109,8 @@ BAD_RUNS = [
 
 
 @pytest.mark.parametrize(("extra", "fragments"), BAD_RUNS, ids=[" ".join(a) for a, _ in BAD_RUNS])
-def test_bad_run_input_is_one_line_exit_2_and_loses_nothing(stored: tuple[Path, str], extra: list[str], fragments: list[str]) -> None:
+def test_bad_run_input_is_one_line_exit_2_and_loses_nothing(stored: tuple[Path, str], extra: list[str],
+                                                            fragments: list[str]) -> None:
     root, _ = stored
     before = files_under(root)
     assert_one_line_error(bench("run", *SHORT, *extra, "--results", str(root)), *fragments)

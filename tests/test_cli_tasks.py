@@ -27,7 +27,8 @@ def bench(*args: str, input: str | None = None):
 
 def sample_jsonl(tmp_path: Path, task: str, n: int = 6, *extra: str) -> Path:
     out = tmp_path / f"{task}.jsonl"
-    result = bench("sample", "--task", task, "-n", str(n), "--format", "jsonl", "--split", "test", "--out", str(out), *extra)
+    result = bench("sample", "--task", task, "-n", str(n), "--format", "jsonl", "--split", "test", "--out", str(out),
+                   *extra)
     assert result.exit_code == 0, result.stderr
     return out
 
@@ -182,7 +183,8 @@ def test_verify_reads_stdin(tmp_path: Path) -> None:
     [
         (["sample", "--task", "nope"], ["'nope'", "valid: add"]),
         (["sample"], ["--task", "valid: add"]),
-        (["sample", "--task", "add", "--set", "colour=red"], ["'colour'", "valid: answer_order, base, encoding, max, trace"]),
+        (["sample", "--task", "add", "--set", "colour=red"],
+         ["'colour'", "valid: answer_order, base, encoding, max, trace"]),
         (["sample", "--task", "add", "--set", "base"], ["key=value", "'base'"]),
         (["sample", "--task", "add", "--set", "base=ten"], ["'ten'"]),
         (["sample", "--task", "add", "--max", "1"], ["max=1", "valid: 2.."]),
@@ -255,7 +257,8 @@ def test_real_process_sample_pipe_verify(tmp_path: Path) -> None:
     )
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["tasks"]["add"] == {
-        "n": 5, "correct": 5, "accuracy": 1.0, "interval95": list(wilson_interval(5, 5)), "unanswered": 0, "unverified": 0,
+        "n": 5, "correct": 5, "accuracy": 1.0, "interval95": list(wilson_interval(5, 5)), "unanswered": 0,
+        "unverified": 0,
     }
     assert verify.stderr.strip().splitlines() == [
         f"error: stdin line 6: unknown task 'nope'; valid: {', '.join(task_names())}"

@@ -281,7 +281,8 @@ def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Pat
     assert rows["d_model=32"]["frontier"] == 40 and rows["d_model=32"]["largest_tested"] == 80
     assert rows["d_model=64"]["frontier"] is None
     assert rows["d_model=32"]["rates"] == "20:3/3 40:2/3 80:1/3"
-    strict = json.loads(bench("compare", "--results", str(tmp_path), "--frontier", "--format", "json", "--min-rate", "1").stdout)
+    strict = json.loads(bench("compare", "--results", str(tmp_path), "--frontier", "--format", "json", "--min-rate",
+                              "1").stdout)
     assert {row["settings"]: row["frontier"] for row in strict}["d_model=32"] == 20
     table = bench("compare", "--results", str(tmp_path))
     assert "frontier" in table.stdout and "20:3/3 40:2/3 80:1/3" in table.stdout
@@ -289,7 +290,8 @@ def test_frontier_is_the_largest_contiguous_scale_most_seeds_reach(tmp_path: Pat
 
 
 def test_a_null_option_reads_as_the_solvers_default() -> None:
-    spec = {"task": "add", "solver": "think_fixed", "task_params": {"max": 100}, "solver_options": {"thoughts": None, "thought_vocab": 16}}
+    spec = {"task": "add", "solver": "think_fixed", "task_params": {"max": 100},
+            "solver_options": {"thoughts": None, "thought_vocab": 16}}
     varying = {"solver_options.thoughts", "solver_options.thought_vocab"}
     assert settings_text(spec, varying) == "thought_vocab=16 thoughts=default"
     # a null init is a fresh start, not a default to look up

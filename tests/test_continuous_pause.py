@@ -249,7 +249,8 @@ def run(
 @pytest.mark.parametrize("task", task_names())
 @pytest.mark.parametrize(
     ("solver", "options"),
-    [("pause", {"thoughts": 2}), ("continuous", {"curriculum": 2, "thoughts": 2, "stage_steps": 1}), ("continuous_blind", {"stop_head": True, "thoughts": 2})],
+    [("pause", {"thoughts": 2}), ("continuous", {"curriculum": 2, "thoughts": 2, "stage_steps": 1}),
+     ("continuous_blind", {"stop_head": True, "thoughts": 2})],
 )
 def test_runs_on_every_task(tmp_path: Path, task: str, solver: str, options: dict) -> None:
     status, evaluation = run(tmp_path, task, solver, options=options, steps=3, eval_thoughts=(0, 3))
@@ -335,7 +336,8 @@ def test_bad_options_refused_with_one_line(tmp_path: Path, args: list[str], frag
 
 
 def test_perf_continuous_command_reports_a_ratio() -> None:
-    result = bench("perf", "continuous", "--thoughts", "0,2", "--repeats", "1", "--batch", "8", "--d-model", "32", "--format", "json")
+    result = bench("perf", "continuous", "--thoughts", "0,2", "--repeats", "1", "--batch", "8", "--d-model", "32",
+                   "--format", "json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [row["thoughts"] for row in rows] == [0, 2] and all(row["ratio"] > 0 for row in rows)

@@ -113,9 +113,12 @@ def test_a_file_without_parts_is_one_grid(tmp_path: Path) -> None:
         ('[grid]\ntask = "add"\n[[part]]\nmax = []\n', "is an empty list"),
         ('part = 3\n[grid]\ntask = "add"\n', "[[part]] an array of tables"),
         ('[grid]\ntask = "add"\n[report]\ncolour = "red"\n', "unknown [report] keys ['colour']"),
-        ('[grid]\ntask = "add"\n[report]\nmin_rate = 0.5\n', "[report] min_rate is not a setting: every report counts a scale"),
+        ('[grid]\ntask = "add"\n[report]\nmin_rate = 0.5\n',
+         "[report] min_rate is not a setting: every report counts a scale"),
         ('[grid]\ntask = "add"\n[report]\nplots = ["pie"]\n', "plots=['pie']; valid: a list of scale, budget, curves"),
-        ('[grid]\ntask = "add"\n[[part]]\nsolver = "gpt"\nnot_a_setting = 1\n', "setting 'not_a_setting' is not a run option"),
+        ('[grid]\ntask = "add"\n[report]\nper_seed = "yes"\n', "per_seed='yes'; valid: true or false"),
+        ('[grid]\ntask = "add"\n[[part]]\nsolver = "gpt"\nnot_a_setting = 1\n',
+         "setting 'not_a_setting' is not a run option"),
     ],
 )
 def test_bad_experiment_files_are_refused_in_one_line(tmp_path: Path, text: str, fragment: str) -> None:
@@ -151,7 +154,8 @@ def test_experiment_runs_its_grid_and_writes_a_report_from_the_runs(tmp_path: Pa
     for cell in expand(load_toml(path)).cells:
         statuses[cell.run_id] = json.loads((results / "runs" / cell.run_id / "status.json").read_text())
         by_id[cell.run_id] = (cell.spec.solver, cell.spec.task_params["max"])
-    leaderboard = [line for line in report.splitlines() if line.startswith(("| add |", "| sort |")) and line.count("|") > 10]
+    leaderboard = [line for line in report.splitlines()
+                   if line.startswith(("| add |", "| sort |")) and line.count("|") > 10]
     assert len(leaderboard) == 3
     assert all(s["state"] == "finished" for s in statuses.values())
     gpt_accuracies = [s["accuracy"] for rid, s in statuses.items() if by_id[rid][0] == "gpt"]
@@ -166,9 +170,11 @@ def test_experiment_runs_its_grid_and_writes_a_report_from_the_runs(tmp_path: Pa
         assert row.split("|")[6].strip() == f"{sum(stored) / len(stored):.3f}"
     # The thinker's thought diagnostics: one trace-match value per reference-trace position.
     thoughts = report.split("## Thoughts")[1]
-    assert re.search(r"\| add \| 20 \| think_fixed_blind_super_clean \|  \| 2 \| \d\.\d\d( / \d\.\d\d)* \|", thoughts), thoughts
+    assert re.search(r"\| add \| 20 \| think_fixed_blind_super_clean \|  \| 2 \| \d\.\d\d( / \d\.\d\d)* \|",
+                     thoughts), thoughts
     figures = sorted(p.name for p in report_dir.glob("*.png"))
-    assert figures == sorted(f"tiny-exp-{kind}-{task}.png" for kind in ("accuracy-vs-scale", "curves") for task in ("add", "sort"))
+    assert figures == sorted(f"tiny-exp-{kind}-{task}.png" for kind in ("accuracy-vs-scale", "curves")
+                             for task in ("add", "sort"))
     assert all(f"]({name})" in report for name in figures)
     # Again: nothing retrains (finished runs are reused) and the report comes out the same.
     mtimes = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*/checkpoint.pt")}
@@ -177,7 +183,8 @@ def test_experiment_runs_its_grid_and_writes_a_report_from_the_runs(tmp_path: Pa
     assert mtimes == {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*/checkpoint.pt")}
     assert (report_dir / "report.md").read_text() == report
     # compare --sweep shows the same cells only.
-    board_json = json.loads(bench("compare", "--sweep", "tiny-exp", "--format", "json", "--results", str(results)).stdout)
+    board_json = json.loads(bench("compare", "--sweep", "tiny-exp", "--format", "json", "--results",
+                                  str(results)).stdout)
     assert sum(row["seeds"] for row in board_json) == 6
     everything = json.loads(bench("compare", "--format", "json", "--results", str(results)).stdout)
     assert sum(row["seeds"] for row in everything) == 7

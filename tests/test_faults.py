@@ -171,7 +171,8 @@ def outcome(result: Any, command: str) -> str:
         return f"exit {result.exit_code}"
     if command.startswith("compare") and result.stdout.lstrip().startswith("["):
         rows = json.loads(result.stdout)
-        if any((row.get("seeds") or 0) > 2 for row in rows) or any(not 0 <= (row.get("accuracy") or 0) <= 1 for row in rows) or any(
+        if any((row.get("seeds") or 0) > 2 for row in rows) or any(not 0 <= (row.get("accuracy") or 0) <= 1
+                                                                   for row in rows) or any(
                 (row.get("scale") or 0) < 0 or (row.get("largest_tested") or 0) < 0 for row in rows):
             return "WRONG (counts a bad folder)"
     return "warned" if any(line.startswith("warning: skipped run folder") for line in lines) else "ok"
@@ -194,14 +195,17 @@ def run_matrix(template: tuple[Path, str, str], workdir: Path, kinds: list[str])
         root = workdir / f"case{number}"
         shutil.copytree(root0, root)
         CORRUPTIONS[kind](root / "runs" / a)
-        matrix[kind] = {name: outcome(bench(*args), name) for name, args in commands(root, a, b, workdir / f"plots{number}").items()}
+        matrix[kind] = {name: outcome(bench(*args), name)
+                        for name, args in commands(root, a, b, workdir / f"plots{number}").items()}
     return matrix
 
 
 @pytest.mark.parametrize("kinds", [list(CORRUPTIONS)[i::3] for i in range(3)], ids=["part1", "part2", "part3"])
-def test_every_command_against_every_corrupted_file(template: tuple[Path, str, str], tmp_path: Path, kinds: list[str]) -> None:
+def test_every_command_against_every_corrupted_file(template: tuple[Path, str, str], tmp_path: Path,
+                                                    kinds: list[str]) -> None:
     matrix = run_matrix(template, tmp_path, kinds)
-    bad = {(kind, command): result for kind, row in matrix.items() for command, result in row.items() if result not in GOOD}
+    bad = {(kind, command): result for kind, row in matrix.items() for command, result in row.items()
+           if result not in GOOD}
     assert not bad, bad
 
 
@@ -218,7 +222,8 @@ def test_a_copied_or_edited_folder_never_counts(template: tuple[Path, str, str],
     assert len(warnings) == 2 and "0123456789ab" in warnings[0] and "spec's hash" in warnings[0]
 
 
-def test_plain_pickle_checkpoint_is_one_line_without_a_torch_warning(template: tuple[Path, str, str], tmp_path: Path) -> None:
+def test_plain_pickle_checkpoint_is_one_line_without_a_torch_warning(template: tuple[Path, str, str],
+                                                                     tmp_path: Path) -> None:
     root0, a, _ = template
     root = tmp_path / "results"
     shutil.copytree(root0, root)
@@ -249,6 +254,24 @@ def test_a_run_too_big_for_memory_is_refused_with_an_estimate(tmp_path: Path) ->
     result = bench("run", "-t", "add", "--max", "10", "--batch", "65536", "--d-model", "8192", "--layers", "64",
                    "--device", "cpu", "--results", tmp_path)
     assert result.exit_code == 2 and "GiB" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_memory_estimate_counts_the_trace_only_for_a_solver_that_writes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gpt never reads mult's 2,575-token trace (n = 32) as tokens; cot writes it into its stream."""
+    from bench.run import spec as spec_module
+    from bench.run.spec import TrainConfig, check_memory
+    from solvers.base import TaskShape
+    from solvers.config import ModelConfig
+    from tasks.registry import make_task
+
+    task = make_task("mult", 32)
+    shape = TaskShape.of(task)
+    model, train = ModelConfig(d_model=128, layers=2), TrainConfig(batch=256)
+    have = 64 * 2**30  # a 64 GiB machine, whatever this one has
+    monkeypatch.setattr(spec_module, "memory_available", lambda device: have)
+    assert check_memory(shape, model, None, train, "cpu", trace_in_stream=False) is None
+    refused = check_memory(shape, model, None, train, "cpu", trace_in_stream=True)
+    assert refused is not None and "GiB" in refused
 
 
 def test_toml_name_must_be_a_string(tmp_path: Path) -> None:

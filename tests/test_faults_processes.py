@@ -190,7 +190,8 @@ def one_line(result: Any, *fragments: str) -> None:
         assert fragment in result.stderr, result.stderr
 
 
-def test_unwritable_parts_of_the_store_are_one_line_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unwritable_parts_of_the_store_are_one_line_before_training(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     interrupted = bench("run", *RUN_ARGS, "--results", tmp_path)  # then made unfinished
     (run_id, _), = statuses(tmp_path).items()
     folder = tmp_path / "runs" / run_id

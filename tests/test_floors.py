@@ -52,7 +52,8 @@ def test_graph_isolated_endpoint_is_no_better_than_majority(nodes: int) -> None:
     assert all(accuracy <= majority_rate(task, test) + SLACK for accuracy in floors.values()), floors
 
 
-@pytest.mark.parametrize("overrides", [(("directed", True),), (("no_path_share", 0.5),), (("degree", 4.0), ("directed", True))])
+@pytest.mark.parametrize("overrides",
+                         [(("directed", True),), (("no_path_share", 0.5),), (("degree", 4.0), ("directed", True))])
 def test_graph_floors_at_other_settings(overrides: tuple) -> None:
     task, train, test = batches("graph", 12, overrides)
     floors = compute_floors(task, train, test)
@@ -126,7 +127,8 @@ graph_settings = st.fixed_dictionaries(
 @FAST
 @given(graph_settings, seeds)
 def test_graph_endpoints_never_isolated_and_kinds_verified(config: dict, seed: int) -> None:
-    task = make_task("graph", config["max"], {"directed": config["directed"], "degree": config["degree"], "no_path_share": 0.5})
+    task = make_task("graph", config["max"],
+                     {"directed": config["directed"], "degree": config["degree"], "no_path_share": 0.5})
     batch = task.generate(np.random.default_rng(seed), 24)
     features = graph_features(task, batch)
     assert (features["source_out"] > 0).all() and (features["target_in"] > 0).all()

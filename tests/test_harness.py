@@ -40,7 +40,8 @@ def spec_for(
     settings = {"steps": 1000, "batch": 128, "eval_every": 25, "eval_size": 400, "monitor_size": 400,
                 "target": 0.95, "seed": 0, **train}
     # the separated layout: at d_model 64 it learns add mod 50 in a few hundred steps, plain does not
-    return build_spec("add", max_value, {}, "gpt", {}, ModelConfig(d_model, layers, 4, prompt="separated"), OptimConfig(lr=lr),
+    return build_spec("add", max_value, {}, "gpt", {}, ModelConfig(d_model, layers, 4, prompt="separated"),
+                      OptimConfig(lr=lr),
                       TrainConfig(**settings), "cpu")
 
 
@@ -99,7 +100,9 @@ def test_tiny_gpt_run_learns_and_stores_every_file(tmp_path: Path) -> None:
     curve = run_dir.read("curve.json")
     assert [row["step"] for row in curve] == [600]
     assert curve[-1]["accuracy"] >= 0.8 and curve[-1]["loss"] < math.log(10) / 4  # chance: ln 10 a token
-    assert status["parameters"] == sum(t.numel() for t in load_checkpoint(run_dir.file("checkpoint.pt"))["solver"]["model"].values())
+    assert status["parameters"] == sum(t.numel()
+                                       for t in load_checkpoint(run_dir.file(
+                                           "checkpoint.pt"))["solver"]["model"].values())
 
 
 # ---- resume --------------------------------------------------------------------------------------------
@@ -136,7 +139,8 @@ def test_an_interrupted_run_keeps_what_it_had_written(tmp_path: Path) -> None:
     with pytest.raises(RunInterrupted):
         start_run(spec, tmp_path, stop_after_steps=25)
     run = tmp_path / RUNS_DIR / spec.run_id
-    assert {"spec.json", "status.json", "curve.json", "checkpoint.pt", "environment.json"} <= {p.name for p in run.iterdir()}
+    assert {"spec.json", "status.json", "curve.json", "checkpoint.pt",
+            "environment.json"} <= {p.name for p in run.iterdir()}
     assert [row["step"] for row in json.loads((run / "curve.json").read_text())] == [20]
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 25
     assert leftover_temp_files(tmp_path) == []
@@ -176,8 +180,10 @@ def test_run_ids_are_equal_for_default_and_explicit_values() -> None:
     )
     assert implicit.run_id == explicit.run_id
     assert len(implicit.run_id) == 12 and int(implicit.run_id, 16) >= 0
-    assert implicit.run_id != build_spec("add", None, {}, "gpt", {}, ModelConfig(), OptimConfig(), TrainConfig(seed=1), "cpu").run_id
-    assert implicit.run_id != build_spec("add", 101, {}, "gpt", {}, ModelConfig(), OptimConfig(), TrainConfig(), "cpu").run_id
+    assert implicit.run_id != build_spec("add", None, {}, "gpt", {}, ModelConfig(), OptimConfig(), TrainConfig(seed=1),
+                                         "cpu").run_id
+    assert implicit.run_id != build_spec("add", 101, {}, "gpt", {}, ModelConfig(), OptimConfig(), TrainConfig(),
+                                         "cpu").run_id
     assert RunSpec.from_json(implicit.to_json()).run_id == implicit.run_id
 
 
@@ -186,7 +192,8 @@ def test_run_ids_are_stable_across_processes() -> None:
         "from bench.run.train import build_spec; from bench.run.spec import TrainConfig;"
         "from solvers.base import ModelConfig, OptimConfig;"
         "print(build_spec('add', 50, {}, 'gpt', {}, ModelConfig(64, 1, 4, prompt='separated'), OptimConfig(lr=1e-2),"
-        " TrainConfig(steps=1000, batch=128, eval_every=25, eval_size=400, monitor_size=400, target=0.95), 'cpu').run_id)"
+        " TrainConfig(steps=1000, batch=128, eval_every=25, eval_size=400, monitor_size=400, target=0.95), "
+        "'cpu').run_id)"
     )
     # another process, with another string-hash seed than this one (pytest's is random)
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -262,10 +269,12 @@ def test_a_foreign_checkpoint_is_refused_safely(tmp_path: Path, kind: str) -> No
         fragments = ("corrupt",)
     else:  # a real checkpoint of a wider model
         other = short_spec()
-        other = spec_for(d_model=64, **{k: v for k, v in dataclasses.asdict(other.train).items() if k != "eval_thoughts"})
+        other = spec_for(d_model=64,
+                         **{k: v for k, v in dataclasses.asdict(other.train).items() if k != "eval_thoughts"})
         with pytest.raises(RunInterrupted):
             start_run(other, tmp_path / "other", stop_after_steps=5)
-        (run / "checkpoint.pt").write_bytes((tmp_path / "other" / RUNS_DIR / other.run_id / "checkpoint.pt").read_bytes())
+        (run
+         / "checkpoint.pt").write_bytes((tmp_path / "other" / RUNS_DIR / other.run_id / "checkpoint.pt").read_bytes())
         fragments = ("does not fit",)
     with pytest.raises(UserError) as error:
         start_run(spec, tmp_path)

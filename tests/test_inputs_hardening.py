@@ -81,11 +81,13 @@ def test_a_5000_digit_integer_is_one_bad_line_and_the_rest_is_scored(tmp_path: P
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["tasks"]["add"]["n"], summary["tasks"]["add"]["correct"], summary["malformed_lines"]) == (2, 2, 1)
-    assert result.stderr.strip().splitlines() == [f"error: {path} line 3: a number of 5000 digits; numbers have at most 4300"]
+    assert result.stderr.strip().splitlines() == [f"error: {path} line 3: a number of 5000 digits; numbers have at "
+                                                  "most 4300"]
 
 
 def test_a_4300_digit_integer_is_still_read() -> None:
-    line = json.dumps({"task": "add", "operands": [1, 2], "modulus": 10, "answer": 3, "params": {"max": int("9" * 4300)}})
+    line = json.dumps({"task": "add", "operands": [1, 2], "modulus": 10, "answer": 3,
+                       "params": {"max": int("9" * 4300)}})
     scores, bad = score_lines([line])
     assert not bad and scores["add"].correct == 1
 
@@ -152,7 +154,8 @@ def test_a_toml_array_nested_deeply_is_one_line(tmp_path: Path, command: list[st
 def test_a_toml_integer_of_5000_digits_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "big.toml"
     path.write_text(f'[grid]\ntask = "add"\nmax = {NINES}\n')
-    assert_one_line_error(bench("sweep", "--file", path, "--dry-run", "--results", tmp_path / "r"), "big.toml", "4300 digits")
+    assert_one_line_error(bench("sweep", "--file", path, "--dry-run", "--results", tmp_path / "r"), "big.toml",
+                          "4300 digits")
 
 
 def test_a_huge_toml_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
@@ -172,11 +175,13 @@ def test_a_million_cell_toml_grid_is_refused_at_once(tmp_path: Path) -> None:
         start = time.perf_counter()
         result = bench(*command, path, "--dry-run", "--results", tmp_path / "r", seconds=30)
         assert time.perf_counter() - start < 20
-        assert_one_line_error(result, "1,000,000 cells", "100 max x 100 d_model x 10 seed x 10 layers", "at most 10,000")
+        assert_one_line_error(result, "1,000,000 cells", "100 max x 100 d_model x 10 seed x 10 layers",
+                              "at most 10,000")
 
 
 def test_spans_on_the_command_line_are_bounded_by_their_product(tmp_path: Path) -> None:
-    result = bench("sweep", "-t", "add", "--max", "10-9009", "--seeds", "0-9999", "--dry-run", "--results", tmp_path / "r", seconds=30)
+    result = bench("sweep", "-t", "add", "--max", "10-9009", "--seeds", "0-9999", "--dry-run", "--results",
+                   tmp_path / "r", seconds=30)
     assert_one_line_error(result, "90,000,000 cells", "at most 10,000")
 
 
@@ -237,7 +242,8 @@ def test_a_5000_digit_integer_in_status_json_is_one_line(finished_run: tuple[Pat
     assert_one_line_error(bench("show", folder.name, "--results", root), "status.json", "not JSON")
 
 
-def test_a_deleted_evaluation_is_named_and_running_again_re_evaluates(finished_run: tuple[Path, str], tmp_path: Path) -> None:
+def test_a_deleted_evaluation_is_named_and_running_again_re_evaluates(finished_run: tuple[Path, str],
+                                                                      tmp_path: Path) -> None:
     root, folder = store_copy(finished_run, tmp_path)
     kept = json.loads((folder / "evaluation.json").read_text())
     (folder / "evaluation.json").unlink()
@@ -295,7 +301,8 @@ def graph_line(edges: int) -> str:
     for _ in range(edges):
         u, v = rng.randrange(100_000), rng.randrange(100_000)
         pairs.append([u, v if v != u else (u + 1) % 100_000])
-    return json.dumps({"task": "graph", "nodes": 100_000, "directed": False, "edges": pairs, "source": 0, "target": 1, "answer": None})
+    return json.dumps({"task": "graph", "nodes": 100_000, "directed": False, "edges": pairs, "source": 0, "target": 1,
+                       "answer": None})
 
 
 def test_a_300k_edge_graph_at_a_tiny_time_limit_stops_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,7 +334,8 @@ def test_a_10000_character_value_is_cut_in_error_lines(tmp_path: Path) -> None:
     assert_one_line_error(result, "xxx...xxx", "xxx'; (10,003 characters) valid: add, graph")
     assert len(result.stderr) < 600
     path = tmp_path / "long.jsonl"
-    path.write_text("\n".join([json.dumps({"task": value}), json.dumps({"task": "graph", "nodes": value}), *add_lines(1)]) + "\n")
+    path.write_text("\n".join([json.dumps({"task": value}), json.dumps({"task": "graph", "nodes": value}),
+                               *add_lines(1)]) + "\n")
     result = bench("verify", path, "--format", "json")
     assert result.exit_code == 0, result.output
     lines = result.stderr.strip().splitlines()

@@ -76,9 +76,11 @@ def read_offline_run(path: Path) -> dict[str, Any]:
         elif kind == "config":
             out["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
         elif kind == "history":
-            out["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+            out["history"].append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                   for item in record.history.item})
         elif kind == "summary":
-            out["summary"].update({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.summary.update})
+            out["summary"].update({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                   for item in record.summary.update})
     return out
 
 
@@ -87,11 +89,14 @@ def test_wandb_offline_logs_the_spec_curves_and_final_tables(tmp_path: Path) -> 
     results, wandb_dir = tmp_path / "results", tmp_path / "wandb-files"
     wandb_dir.mkdir()
     # Offline, silent, and any attempt at the network would hit a closed local port.
-    env = quiet_env(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(wandb_dir), WANDB_BASE_URL="http://127.0.0.1:9",
+    env = quiet_env(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(wandb_dir),
+                    WANDB_BASE_URL="http://127.0.0.1:9",
                     HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9", WANDB_DISABLE_GIT="true")
     env.pop("WANDB_API_KEY", None)
-    done = subprocess.run([bench_executable(), "run", "--task", "add", "--max", "20", "--steps", "30", "--eval-every", "10",
-                           "--eval-size", "60", "--d-model", "32", "--log", "wandb", "--quiet", "--results", str(results)],
+    done = subprocess.run([bench_executable(), "run", "--task", "add", "--max", "20", "--steps", "30", "--eval-every",
+                           "10",
+                           "--eval-size", "60", "--d-model", "32", "--log", "wandb", "--quiet", "--results",
+                           str(results)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     (run_dir,) = (results / "runs").iterdir()
@@ -113,24 +118,29 @@ def test_wandb_offline_logs_the_spec_curves_and_final_tables(tmp_path: Path) -> 
         [(row["step"], row["accuracy"]) for row in curve]
     assert rows[30]["test/accuracy"] == pytest.approx(status["accuracy"])
     assert logged["summary"]["test/accuracy"] == pytest.approx(status["accuracy"])
-    assert (logged["summary"]["test/low"], logged["summary"]["test/high"]) == pytest.approx((status["low"], status["high"]))
+    assert (logged["summary"]["test/low"],
+            logged["summary"]["test/high"]) == pytest.approx((status["low"], status["high"]))
     assert logged["summary"]["state"] == "finished"
     # the final evaluation's tables, as W&B wrote them beside the run
     for name, rows_by in evaluation["final"]["by"].items():
         table_path = files[0].parent / "files" / logged["summary"][f"test/by_{name}/path"]
         table = json.loads(table_path.read_text())
         assert table["columns"] == ["bucket", "n", "correct", "accuracy", "low", "high"]
-        assert [row[:4] for row in table["data"]] == [[r["bucket"], r["n"], r["correct"], r["accuracy"]] for r in rows_by]
+        assert [row[:4] for row in table["data"]] == [[r["bucket"], r["n"], r["correct"], r["accuracy"]]
+                                                      for r in rows_by]
 
 
 # ---- Hugging Face datasets ---------------------------------------------------------------------
 
 
 def test_sample_hf_loads_back_and_every_answer_verifies(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets", reason="the hf extra is not installed (scripts/setup.sh --test installs it)")
+    datasets = pytest.importorskip("datasets",
+                                   reason="the hf extra is not installed (scripts/setup.sh --test installs it)")
     for name in task_names():
         out = tmp_path / name
-        result = runner.invoke(app, ["sample", "--task", name, "-n", "12", "--seed", "5", "--format", "hf", "--out", str(out)])
+        result = runner.invoke(app,
+                               ["sample", "--task", name, "-n", "12", "--seed", "5", "--format", "hf", "--out",
+                                str(out)])
         assert result.exit_code == 0, result.output
         loaded = datasets.load_from_disk(str(out))
         assert sorted(loaded) == ["monitor", "test", "train"]
@@ -147,8 +157,11 @@ def test_sample_hf_loads_back_and_every_answer_verifies(tmp_path: Path) -> None:
             assert tb.score_answer(rows[0]["answer"], rows[0]) == 1.0  # a row is an entry, as README says
             questions[split] = set(rows["question"])
             # the same problems `--format jsonl --split S` draws
-            jsonl = runner.invoke(app, ["sample", "--task", name, "-n", "12", "--seed", "5", "--split", split, "--format", "jsonl"])
-            assert [json.loads(line)["answer"] for line in jsonl.stdout.splitlines()] == [json.loads(a) for a in rows["answer"]]
+            jsonl = runner.invoke(app,
+                                  ["sample", "--task", name, "-n", "12", "--seed", "5", "--split", split, "--format",
+                                   "jsonl"])
+            assert [json.loads(line)["answer"]
+                    for line in jsonl.stdout.splitlines()] == [json.loads(a) for a in rows["answer"]]
         assert not questions["train"] & questions["test"] and not questions["monitor"] & questions["test"]
     # a second write replaces the dataset; a folder of other files is refused in one line
     again = runner.invoke(app, ["sample", "--task", "add", "-n", "3", "--format", "hf", "--out", str(tmp_path / "add")])
@@ -158,7 +171,8 @@ def test_sample_hf_loads_back_and_every_answer_verifies(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["sample", "--task", "add", "--format", "hf", "--out", str(tmp_path / "notes")])
     assert_one_line_error(refused, "holds files that are not a dataset")
     assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
-    assert_one_line_error(runner.invoke(app, ["sample", "--task", "add", "--format", "hf"]), "--format hf writes a folder: give --out DIR")
+    assert_one_line_error(runner.invoke(app, ["sample", "--task", "add", "--format", "hf"]),
+                          "--format hf writes a folder: give --out DIR")
 
 
 # ---- Slurm (submitit's local executor) ---------------------------------------------------------
@@ -167,8 +181,10 @@ def test_sample_hf_loads_back_and_every_answer_verifies(tmp_path: Path) -> None:
 def test_sweep_on_slurm_local_runs_one_job_per_cell_into_the_store(tmp_path: Path) -> None:
     pytest.importorskip("submitit", reason="the slurm extra is not installed (scripts/setup.sh --test installs it)")
     results = tmp_path / "results"
-    args = [bench_executable(), "sweep", "--task", "add", "--max", "20", "--steps", "20", "--eval-every", "10", "--eval-size", "40",
-            "--d-model", "32", "--seeds", "0-1", "--name", "tiny", "--executor", "slurm-local", "--jobs", "2", "--quiet",
+    args = [bench_executable(), "sweep", "--task", "add", "--max", "20", "--steps", "20", "--eval-every", "10",
+            "--eval-size", "40",
+            "--d-model", "32", "--seeds", "0-1", "--name", "tiny", "--executor", "slurm-local", "--jobs", "2",
+            "--quiet",
             "--results", str(results)]
     done = subprocess.run(args, cwd=tmp_path, env=quiet_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -202,9 +218,11 @@ def test_slurm_parameters_come_from_the_environment(tmp_path: Path, monkeypatch:
     with pytest.raises(UserError, match=r"\$THINKBENCH_SLURM: 'gpu' is not name=value"):
         slurm_parameters()
     # what submitit refuses is one line before any cell is drawn
-    for bad, fragment in (("bogus_option=3", "Unknown executor 'bogus'"), ("timeout_min=soon", '"timeout_min" expected type')):
+    for bad, fragment in (("bogus_option=3", "Unknown executor 'bogus'"),
+                          ("timeout_min=soon", '"timeout_min" expected type')):
         monkeypatch.setenv("THINKBENCH_SLURM", bad)
-        result = runner.invoke(app, ["sweep", "--task", "add", "--max", "20", "--steps", "5", "--executor", "slurm-local",
+        result = runner.invoke(app,
+                               ["sweep", "--task", "add", "--max", "20", "--steps", "5", "--executor", "slurm-local",
                                      "--quiet", "--results", str(tmp_path)])
         assert_one_line_error(result, "$THINKBENCH_SLURM", fragment)
     assert not list((tmp_path / "runs").iterdir())
@@ -246,7 +264,8 @@ def test_without_each_extra_one_line_says_what_to_install(tmp_path: Path) -> Non
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.splitlines()[-1])
-    expected = {"wandb": "pip install -e '.[wandb]'", "hf": "pip install -e '.[hf]'", "slurm": "pip install -e '.[slurm]'",
+    expected = {"wandb": "pip install -e '.[wandb]'", "hf": "pip install -e '.[hf]'",
+                "slurm": "pip install -e '.[slurm]'",
                 "api": "pip install -e '.[hf]'"}
     for key, fragment in expected.items():
         code, text = out[key]

@@ -43,5 +43,6 @@ def test_no_module_imports_a_layer_above_its_own(package: str) -> None:
 
 def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from bench.cli.commands_compare import display_rows\n    import bench.sweep.plan\n")
+    module.write_text(
+        "def f():\n    from bench.cli.commands_compare import display_rows\n    import bench.sweep.plan\n")
     assert bench_imports(module) == {"cli", "sweep"}

@@ -109,8 +109,10 @@ def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.learning
 def test_tensorboard_logs_a_real_run(tmp_path: Path) -> None:
-    # margin: the spec of test_harness's learning test: 0.938-1.00 on seeds 0-2 under default/avx2/native; asserts >= 0.8
-    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
+    # margin: the spec of test_harness's learning test: 0.938-1.00 on seeds 0-2 under default/avx2/native; asserts >=
+    # 0.8
+    pytest.importorskip("tensorboard",
+                        reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
     run_dir, status, _ = start_run(learning_spec(), tmp_path, listeners=loggers("tensorboard"))
     report_margin("tensorboard_gpt_sort", status["accuracy"], 0.8)
     assert status["accuracy"] >= 0.8  # the run learns
@@ -140,7 +142,8 @@ class CrashAt(TrainingListener):
 
 
 def test_tensorboard_resume_after_a_crash_keeps_one_value_per_step(tmp_path: Path) -> None:
-    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
+    pytest.importorskip("tensorboard",
+                        reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
     spec = short_spec()
     with pytest.raises(Crash):
         start_run(spec, tmp_path, listeners=[*loggers("tensorboard"), lambda run_dir: CrashAt(23)])
@@ -153,13 +156,15 @@ def test_tensorboard_resume_after_a_crash_keeps_one_value_per_step(tmp_path: Pat
 
 
 def test_sweep_cells_log_through_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
+    pytest.importorskip("tensorboard",
+                        reason="the tensorboard extra is not installed (scripts/setup.sh --test installs it)")
     from bench.sweep.executors import execute_cell
 
     spec = short_spec()
     monkeypatch.setenv("THINKBENCH_LOG", "tensorbored")
     failed = execute_cell(spec.to_json(), str(tmp_path), threads=None)
-    assert failed["outcome"] == "failed" and "$THINKBENCH_LOG 'tensorbored' is not one of: tensorboard" in failed["error"]
+    assert failed["outcome"] == "failed"
+    assert "$THINKBENCH_LOG 'tensorbored' is not one of: tensorboard" in failed["error"]
     monkeypatch.setenv("THINKBENCH_LOG", "tensorboard")
     result = execute_cell(spec.to_json(), str(tmp_path), threads=None)
     assert result["outcome"] == "trained", result

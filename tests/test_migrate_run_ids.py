@@ -59,7 +59,8 @@ def test_old_folders_move_to_the_current_id_with_their_references(tmp_path: Path
     (tmp_path / "sweeps").mkdir()
     (tmp_path / "sweeps" / "s.json").write_text(json.dumps({"cells": [{"run_id": old}, {"run_id": warm_old}]}))
     (tmp_path / "experiments" / "e").mkdir(parents=True)
-    (tmp_path / "experiments" / "e" / "report.md").write_text(f"| add | 20 | think_fixed_super | {config_key(old_spec)} |\n")
+    (tmp_path / "experiments" / "e"
+     / "report.md").write_text(f"| add | 20 | think_fixed_super | {config_key(old_spec)} |\n")
 
     assert migrate(tmp_path, dry_run=True) and (tmp_path / "runs" / old).is_dir()  # a dry run changes nothing
     renamed = migrate(tmp_path)
@@ -71,5 +72,6 @@ def test_old_folders_move_to_the_current_id_with_their_references(tmp_path: Path
     cells = json.loads((tmp_path / "sweeps" / "s.json").read_text())["cells"]
     assert [c["run_id"] for c in cells] == [current.run_id, warm_new]
     report = (tmp_path / "experiments" / "e" / "report.md").read_text()
-    assert report == f"| add | 20 | think_fixed_super | {config_key(current.to_json())} |\n"  # the leaderboard's config key
+    # the leaderboard's config key
+    assert report == f"| add | 20 | think_fixed_super | {config_key(current.to_json())} |\n"
     assert migrate(tmp_path) == {}  # idempotent

@@ -60,7 +60,8 @@ class FirstTask(Task):
 
     def generate(self, rng: np.random.Generator, n: int) -> Batch:
         q = rng.integers(0, self.params.max, size=(n, 2))
-        return Batch(q + 1, q[:, :1] + 1, np.zeros((n, 0), dtype=np.int64), {"size": q[:, 0], "depth": np.ones(n, dtype=np.int64)})
+        return Batch(q + 1, q[:, :1] + 1, np.zeros((n, 0), dtype=np.int64),
+                     {"size": q[:, 0], "depth": np.ones(n, dtype=np.int64)})
 
     def problem_json(self, question: np.ndarray) -> dict[str, Any]:
         return {"numbers": [int(t) - 1 for t in question]}
@@ -133,7 +134,8 @@ TOY = ["--task", "toy_first", "--max", "30", "--solver", "toy_lookup", "--lr", "
 def test_a_toy_solver_on_a_toy_task_trains_through_the_api(tmp_path: Path) -> None:
     # margin: 1.00 on seeds 0-2 under default/avx2/native; asserts >= 0.98
     spec = build_spec("toy_first", 30, {}, "toy_lookup", {"scale": 2.0}, ModelConfig(), OptimConfig(lr=0.1),
-                      TrainConfig(steps=500, batch=64, eval_every=500, eval_size=100, monitor_size=60, seed=learning_seed()), "cpu")
+                      TrainConfig(steps=500, batch=64, eval_every=500, eval_size=100, monitor_size=60,
+                                  seed=learning_seed()), "cpu")
     assert spec.solver_options == {"scale": 2.0}
     _, status, cached = start_run(spec, tmp_path)
     assert not cached and status["state"] == "finished"
@@ -145,7 +147,9 @@ def test_a_toy_solver_on_a_toy_task_trains_through_the_api(tmp_path: Path) -> No
 @pytest.mark.learning
 def test_a_toy_solver_on_a_toy_task_trains_through_the_cli(tmp_path: Path) -> None:
     # margin: 1.00 on seeds 0-2 under default/avx2/native; asserts >= 0.98
-    result = runner.invoke(app, ["run", *TOY, "--opt", "scale=2", "--seed", str(learning_seed()), "--results", str(tmp_path)])
+    result = runner.invoke(app,
+                           ["run", *TOY, "--opt", "scale=2", "--seed", str(learning_seed()), "--results",
+                            str(tmp_path)])
     assert result.exit_code == 0, result.output
     run_dirs = list((tmp_path / "runs").iterdir())
     assert len(run_dirs) == 1
@@ -154,8 +158,11 @@ def test_a_toy_solver_on_a_toy_task_trains_through_the_cli(tmp_path: Path) -> No
     status = __import__("json").loads((run_dirs[0] / "status.json").read_text())
     report_margin("toy_solver_cli", status["accuracy"], 0.98)
     assert status["accuracy"] >= 0.98, status
-    swept = runner.invoke(app, ["sweep", "--task", "toy_first", "--solver", "toy_lookup,gpt", "--max", "30", "--grid", "scale=1,2",
-                                "--steps", "5", "--eval-size", "20", "--device", "cpu", "--dry-run", "--results", str(tmp_path)])
+    swept = runner.invoke(app,
+                          ["sweep", "--task", "toy_first", "--solver", "toy_lookup,gpt", "--max", "30", "--grid",
+                           "scale=1,2",
+                                "--steps", "5", "--eval-size", "20", "--device", "cpu", "--dry-run", "--results",
+                                str(tmp_path)])
     assert swept.exit_code == 0, swept.output
     assert "3 cells" in swept.output  # scale multiplies toy_lookup's cells, not gpt's
 
@@ -199,14 +206,16 @@ def test_solvers_and_tasks_never_import_bench() -> None:
     found = subprocess.run(["grep", "-n", r"^from bench\|^import bench", *map(str, ROOT.glob("solvers/*.py")),
                             *map(str, ROOT.glob("tasks/*.py"))], capture_output=True, text=True)
     assert found.stdout == ""
-    torch_free = subprocess.run([sys.executable, "-c", "import sys, bench.errors, bench.config, solvers.config, solvers.errors; "
+    torch_free = subprocess.run([sys.executable, "-c",
+                                 "import sys, bench.errors, bench.config, solvers.config, solvers.errors; "
                                  "print('torch' in sys.modules)"], capture_output=True, text=True, cwd=ROOT)
     assert torch_free.stdout.strip() == "False", torch_free.stderr
 
 
 def test_every_run_option_has_help_and_bench_run_has_a_flag_for_it() -> None:
     options = run_options()
-    assert {"task", "solver", "max", "device", "init", "steps", "batch", "lr", "grad_clip", "warmup", "d_model", "prompt"} <= set(options)
+    assert {"task", "solver", "max", "device", "init", "steps", "batch", "lr", "grad_clip", "warmup", "d_model",
+            "prompt"} <= set(options)
     assert all(option.help for option in options.values()), [o.name for o in options.values() if not o.help]
     shown = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "300"}).output
     for option in options.values():
@@ -235,12 +244,17 @@ def test_run_ids_are_those_from_before_the_config_refactor(tmp_path: Path) -> No
         assert set(ids) <= found, (path, sorted(set(ids) - found))
     thinker = build_spec("sort", 10, {}, "think_fixed", {"group": "4"}, ModelConfig(16, 1, 2, "gpt2", "query"),
                          OptimConfig(lr=0.002, weight_decay=0.01, grad_clip=0.5, warmup=3),
-                         TrainConfig(steps=1, batch=0, target=0.5, eval_every=1, monitor_size=20, eval_size=20, train_size=50,
+                         TrainConfig(steps=1, batch=0, target=0.5, eval_every=1, monitor_size=20, eval_size=20,
+                                     train_size=50,
                                      seed=3, eval_thoughts=(0, 2)), "cpu")
-    # `bench run --task sort --max 10 --solver think_fixed ...` before: b4ac2b6b9f29, then its K was written out (issue 28)
+    # `bench run --task sort --max 10 --solver think_fixed ...` before: b4ac2b6b9f29, then its K was written out (issue
+    # 28)
     assert thinker.run_id == "5f3125330cb2"
     assert RunSpec.from_json(thinker.to_json()) == thinker
     assert dataclasses.asdict(RunSpec.from_json(thinker.to_json()))["train"]["eval_thoughts"] == (0, 2)
-    result = runner.invoke(app, ["run", "--task", "add", "--max", "10", "--solver", "pause", "--steps", "1", "--eval-size", "20",
-                                 "--d-model", "16", "--layers", "1", "--device", "cpu", "-q", "--results", str(tmp_path)])
+    result = runner.invoke(app,
+                           ["run", "--task", "add", "--max", "10", "--solver", "pause", "--steps", "1", "--eval-size",
+                            "20",
+                                 "--d-model", "16", "--layers", "1", "--device", "cpu", "-q", "--results",
+                                 str(tmp_path)])
     assert result.exit_code == 0 and "2c02a35cad6e" in result.output, result.output

@@ -64,7 +64,8 @@ def test_auc_is_a_mean_accuracy_over_log_scale():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([8, 16, 32, 64, 128]), st.integers(0, 3), st.floats(0, 1)), min_size=1, max_size=25))
+@given(st.lists(st.tuples(st.sampled_from([8, 16, 32, 64, 128]), st.integers(0, 3), st.floats(0, 1)), min_size=1,
+                max_size=25))
 def test_frontier_and_auc_properties(points):
     runs = table([("gpt", m, k, a) for m, k, a in points]).drop_duplicates(["scale", "seed"])
     auc = area_under_curve(runs).loc[0, "auc"]
@@ -95,7 +96,8 @@ def fake_run(root: Path, solver: str, scale: int, seed: int, accuracy: float, th
     atomic_write_json(run.file("status.json"), {"state": "finished", "step": 20, "elapsed": 1.0, "accuracy": accuracy})
     atomic_write_json(run.file("curve.json"), [{"step": 10, "loss": 2.0, "accuracy": accuracy / 2, "elapsed": 0.5},
                                                {"step": 20, "loss": 1.0, "accuracy": accuracy, "elapsed": 1.0}])
-    budget_entries = [{"thoughts": k, "overall": {**overall, "accuracy": a}, "by": {}} for k, a in (budgets or {}).items()]
+    budget_entries = [{"thoughts": k, "overall": {**overall, "accuracy": a}, "by": {}}
+                      for k, a in (budgets or {}).items()]
     atomic_write_json(run.file("evaluation.json"), {"final": {"thoughts": thoughts, "overall": overall, "by": {}},
                                                     "budgets": budget_entries, "diagnostics": {}})
     return spec.run_id
@@ -116,7 +118,8 @@ def test_plot_writes_the_three_figures_and_prints_their_paths(store):
     result = bench("plot", "--results", str(store))
     assert result.exit_code == 0, result.stderr
     paths = [Path(line) for line in result.stdout.split()]
-    assert sorted(p.name for p in paths) == ["accuracy-vs-budget-add.png", "accuracy-vs-scale-add.png", "curves-add.png"]
+    assert sorted(p.name for p in paths) == ["accuracy-vs-budget-add.png", "accuracy-vs-scale-add.png",
+                                             "curves-add.png"]
     for path in paths:
         assert path.parent == store / "plots" and path.read_bytes()[:8] == PNG and path.stat().st_size > 10_000
     runs = run_table(store)
@@ -124,7 +127,8 @@ def test_plot_writes_the_three_figures_and_prints_their_paths(store):
 
 
 def test_plot_filters_and_kinds(store, tmp_path):
-    only_gpt = bench("plot", "--results", str(store), "--solver", "gpt", "--kind", "scale,budget", "--out", str(tmp_path / "p"))
+    only_gpt = bench("plot", "--results", str(store), "--solver", "gpt", "--kind", "scale,budget", "--out",
+                     str(tmp_path / "p"))
     assert only_gpt.exit_code == 0, only_gpt.stderr
     assert [Path(p).name for p in only_gpt.stdout.split()] == ["accuracy-vs-scale-add.png"]  # gpt has no budgets
     some = run_table(store)["run_id"].tolist()[:2]
@@ -154,7 +158,8 @@ def test_plot_bad_input_is_one_line(store, args, fragment):
 def test_inspect_shows_thoughts_trace_answers_and_diagnostics(tmp_path):
     root = tmp_path / "results"
     train = TrainConfig(steps=20, eval_every=10, eval_size=64, monitor_size=64, batch=32)
-    thinker = build_spec("add", 11, {}, "think_fixed_blind_super", {"thoughts": 2}, ModelConfig(16, 1, 2), OptimConfig(), train, "cpu")
+    thinker = build_spec("add", 11, {}, "think_fixed_blind_super", {"thoughts": 2}, ModelConfig(16, 1, 2),
+                         OptimConfig(), train, "cpu")
     gpt = build_spec("add", 11, {}, "gpt", {}, ModelConfig(16, 1, 2), OptimConfig(), train, "cpu")
     for spec in (thinker, gpt):
         start_run(spec, root)
@@ -174,7 +179,8 @@ def test_inspect_shows_thoughts_trace_answers_and_diagnostics(tmp_path):
 
     code = bench("inspect", thinker.run_id, "-n", "1", "--code", "--results", str(root))  # what the thoughts encode
     assert code.exit_code == 0, code.stderr
-    for text in ("what the thoughts encode", "thought 1", "thought 2", "answer digit 1", "carry out of column 1", "chance",
+    for text in ("what the thoughts encode", "thought 1", "thought 2", "answer digit 1", "carry out of column 1",
+                 "chance",
                  "distinct thought strings", "distinct answers"):
         assert text in " ".join(code.stdout.split())  # rich wraps long lines
     for refused in (bench("inspect", gpt.run_id, "--code", "--results", str(root)),

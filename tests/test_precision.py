@@ -137,7 +137,8 @@ def test_train_config_default_is_fp32() -> None:
 
 @pytest.mark.parametrize(("solver", "task", "options"), [
     ("gpt", "graph", {}), ("pause", "add", {}), ("continuous", "multiadd", {}),
-    ("think_fixed_blind_super_clean", "add", {}), ("think_fixed_blind_super_clean", "multiadd", {"estimator": "imitate"}),
+    ("think_fixed_blind_super_clean", "add", {}),
+    ("think_fixed_blind_super_clean", "multiadd", {"estimator": "imitate"}),
     ("think_fixed", "sort", {}), ("think_fixed_blind_split_super", "add", {}),
 ])
 def test_every_solver_family_trains_and_predicts_in_bf16(solver: str, task: str, options: dict) -> None:

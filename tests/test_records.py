@@ -42,6 +42,7 @@ eval_size = 50
 
 [report]
 plots = []
+per_seed = true
 """
 
 
@@ -85,6 +86,11 @@ def test_a_report_rebuilds_byte_for_byte_from_records_without_checkpoints(tmp_pa
     assert report.read_bytes() == written
     assert "Runs: 4 of 4 finished" in written.decode()
     assert "FLOPs/step" in written.decode()
+    # the per-seed table names every run once, beside the seed it trained
+    per_seed = written.decode().split("## Per seed", 1)[1].split("\n## ", 1)[0]
+    for folder in runs.iterdir():
+        seed = json.loads((folder / "spec.json").read_text())["train"]["seed"]
+        assert per_seed.count(folder.name) == 1 and f"| {seed} |" in per_seed
 
     # the records are finished runs for compare and show; what needs the model says why it cannot
     board = json.loads(bench("compare", "--format", "json", "--results", str(results)).stdout)
@@ -94,9 +100,11 @@ def test_a_report_rebuilds_byte_for_byte_from_records_without_checkpoints(tmp_pa
     assert shown.exit_code == 0 and "FLOPs per step" in shown.stdout
     errors = bench("show", run_id, "--errors", "--limit", "0", "--results", str(results))
     answers = json.loads((runs / run_id / "answers.json").read_text())
-    assert errors.exit_code == 0 and f"{answers['correct'].count('0')} of {answers['n']} test problems answered wrong" in errors.stdout
+    assert errors.exit_code == 0
+    assert f"{answers['correct'].count('0')} of {answers['n']} test problems answered wrong" in errors.stdout
     for args in (["inspect", run_id], ["run", "--task", "add", "--max", "12", "--steps", "5", "--init", run_id]):
-        assert_one_line_error(bench(*args, "--results", str(results)), "checkpoint.pt is not in the record", f"bench recheck {run_id}")
+        assert_one_line_error(bench(*args, "--results", str(results)), "checkpoint.pt is not in the record",
+                              f"bench recheck {run_id}")
 
 
 def test_compare_test_gives_fisher_and_paired_p_values(tmp_path: Path) -> None:
@@ -104,7 +112,8 @@ def test_compare_test_gives_fisher_and_paired_p_values(tmp_path: Path) -> None:
     path.write_text(EXPERIMENT.replace("max = [12, 14]", "max = 12").replace("seed = [0, 1]", "seed = 0"))
     results = tmp_path / "results"
     assert bench("experiment", str(path), "--jobs", "1", "--quiet", "--results", str(results)).exit_code == 0
-    other = bench("run", "--task", "add", "--max", "12", "--steps", "40", "--batch", "64", "--d-model", "16", "--layers", "1",
+    other = bench("run", "--task", "add", "--max", "12", "--steps", "40", "--batch", "64", "--d-model", "16",
+                  "--layers", "1",
                   "--eval-every", "20", "--eval-size", "50", "--lr", "0.01", "--quiet", "--results", str(results))
     assert other.exit_code == 0, other.output
     board = json.loads(bench("compare", "--format", "json", "--results", str(results)).stdout)
@@ -114,14 +123,16 @@ def test_compare_test_gives_fisher_and_paired_p_values(tmp_path: Path) -> None:
     tested = json.loads(result.stdout)
     assert 0.0 <= tested["fisher_p"] <= 1.0 and len(tested["paired"]) == 1  # same seed, same test problems
     pair = tested["paired"][0]
-    correct = {row["config"]: json.loads((results / "runs" / row["run_ids"] / "answers.json").read_text())["correct"] for row in board}
+    correct = {row["config"]: json.loads((results / "runs" / row["run_ids"] / "answers.json").read_text())["correct"]
+               for row in board}
     right_a, right_b = correct[tested["a"]["config"]], correct[tested["b"]["config"]]
     assert pair["n"] == len(right_a) == len(right_b)
     assert pair["a_right_b_wrong"] == sum(x == "1" and y == "0" for x, y in zip(right_a, right_b))
     assert pair["b_right_a_wrong"] == sum(x == "0" and y == "1" for x, y in zip(right_a, right_b))
     assert 0.0 < pair["p"] <= 1.0 and tested["paired_pooled_p"] == pytest.approx(pair["p"])
     assert "Fisher's exact test" in bench("compare", "--test", a, b, "--results", str(results)).stdout
-    assert_one_line_error(bench("compare", "--test", "fff", a, "--results", str(results)), "--test 'fff' matches no configuration")
+    assert_one_line_error(bench("compare", "--test", "fff", a, "--results", str(results)),
+                          "--test 'fff' matches no configuration")
 
 
 def finished_record(folder: Path) -> bool:
@@ -137,7 +148,8 @@ def committed_experiments() -> list[Path]:
 
 
 @pytest.mark.parametrize("toml", committed_experiments(), ids=lambda p: p.stem)
-def test_committed_reports_rebuild_from_their_committed_records(toml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_committed_reports_rebuild_from_their_committed_records(toml: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Every committed experiment report whose run records are committed is what `bench experiment
     FILE --report-only` writes from them, byte for byte. Reports marked "records not committed" (the
     runs behind them are lost) and experiments with no committed record are skipped, each by name."""
@@ -158,7 +170,8 @@ def test_committed_reports_rebuild_from_their_committed_records(toml: Path, tmp_
         pytest.skip(f"{toml.name}: none of its {len(run_ids)} run records is committed yet")
     results = tmp_path / "results"
     for run_id in present:  # the records alone, as a fresh clone has them
-        shutil.copytree(runs / run_id, results / "runs" / run_id, ignore=shutil.ignore_patterns("checkpoint.pt", "tensorboard", ".*"))
+        shutil.copytree(runs / run_id, results / "runs" / run_id,
+                        ignore=shutil.ignore_patterns("checkpoint.pt", "tensorboard", ".*"))
     monkeypatch.chdir(REPO)  # the report names its command with the file's path relative to the repository
     rebuilt = bench("experiment", f"experiments/{toml.name}", "--report-only", "--quiet", "--results", str(results))
     assert rebuilt.exit_code == 0, rebuilt.output
@@ -169,7 +182,8 @@ def test_committed_reports_rebuild_from_their_committed_records(toml: Path, tmp_
 
 def test_recheck_retrains_a_record_and_says_whether_it_matches(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    trained = bench("run", "--task", "add", "--max", "12", "--steps", "20", "--batch", "32", "--d-model", "16", "--layers", "1",
+    trained = bench("run", "--task", "add", "--max", "12", "--steps", "20", "--batch", "32", "--d-model", "16",
+                    "--layers", "1",
                     "--eval-every", "10", "--eval-size", "40", "--quiet", "--results", str(results))
     assert trained.exit_code == 0, trained.output
     folder = next((results / "runs").iterdir())
@@ -186,5 +200,6 @@ def test_recheck_retrains_a_record_and_says_whether_it_matches(tmp_path: Path) -
     curve[0]["accuracy"] = 1.0 if curve[0]["accuracy"] < 1.0 else 0.0
     (folder / "curve.json").write_text(json.dumps(curve))
     differs = bench("recheck", folder.name, "--results", str(results))
-    assert differs.exit_code == 1 and "NOT bit-identical" in differs.stdout and "curve parts at step 10" in differs.stdout
+    assert differs.exit_code == 1
+    assert "NOT bit-identical" in differs.stdout and "curve parts at step 10" in differs.stdout
     assert_one_line_error(bench("recheck", "abcdef", "--results", str(results)), "no run 'abcdef'")

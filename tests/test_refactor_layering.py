@@ -26,7 +26,8 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_solvers_never_import_tasks() -> None:
-    wrong = {p.name: sorted(m for m in imported_modules(p) if m.split(".")[0] == "tasks") for p in (ROOT / "solvers").glob("*.py")}
+    wrong = {p.name: sorted(m for m in imported_modules(p) if m.split(".")[0] == "tasks")
+             for p in (ROOT / "solvers").glob("*.py")}
     assert not {k: v for k, v in wrong.items() if v}
 
 
@@ -48,7 +49,8 @@ def test_results_option_is_declared_once() -> None:
 
 def test_one_run_table_and_one_scale_lookup() -> None:
     analysis = {p.name: p.read_text() for p in (ROOT / "bench/analysis").glob("*.py")}
-    assert [name for name, text in analysis.items() if "def run_table(" in text or "def runs_frame(" in text] == ["frontier.py"]
+    assert [name for name, text in analysis.items()
+            if "def run_table(" in text or "def runs_frame(" in text] == ["frontier.py"]
     assert [name for name, text in analysis.items() if ".scale_param" in text] == ["frontier.py"]
 
 

@@ -24,7 +24,8 @@ from solvers.base import ModelConfig, OptimConfig
 runner = CliRunner()
 
 
-def fake_run(root: Path, task: str, scale: int, overrides: dict, seed: int, accuracy: float, target: float = 0.9) -> str:
+def fake_run(root: Path, task: str, scale: int, overrides: dict, seed: int, accuracy: float,
+             target: float = 0.9) -> str:
     """A finished run folder with a chosen result (no training)."""
     spec = build_spec(task, scale, overrides, "gpt", {}, ModelConfig(d_model=16, layers=1, heads=2), OptimConfig(),
                       TrainConfig(steps=10, target=target, seed=seed), "cpu")
@@ -34,8 +35,10 @@ def fake_run(root: Path, task: str, scale: int, overrides: dict, seed: int, accu
     correct = round(accuracy * n)
     low, high = wilson_interval(correct, n)
     run.write("status.json", {"state": "finished", "step": 10, "elapsed": 1.0, "accuracy": correct / n, "low": low,
-                              "high": high, "reached_target": correct / n >= target, "steps_to_target": None, "parameters": 99})
-    run.write("evaluation.json", {"final": {"thoughts": None, "overall": {"n": n, "correct": correct, "accuracy": correct / n,
+                              "high": high, "reached_target": correct / n >= target, "steps_to_target": None,
+                              "parameters": 99})
+    run.write("evaluation.json",
+              {"final": {"thoughts": None, "overall": {"n": n, "correct": correct, "accuracy": correct / n,
               "low": low, "high": high}, "by": {}}, "budgets": [], "diagnostics": {}})
     return spec.run_id
 
@@ -63,13 +66,17 @@ def test_frontier_over_length_draws_a_curve_per_value_range(sort_runs: Path) -> 
 
 
 def test_compare_and_plot_commands_take_an_axis(sort_runs: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["compare", "--frontier", "--axis", "length", "--format", "json", "--results", str(sort_runs)])
+    result = runner.invoke(app,
+                           ["compare", "--frontier", "--axis", "length", "--format", "json", "--results",
+                            str(sort_runs)])
     assert result.exit_code == 0, result.output
     assert {(r["settings"], r["frontier"]) for r in json.loads(result.stdout)} == {("max=10", 8), ("max=100", 4)}
     table = runner.invoke(app, ["compare", "--axis", "length", "--results", str(sort_runs)], env={"COLUMNS": "200"})
     assert "value of length" in table.stdout
     out = tmp_path / "figures"
-    plotted = runner.invoke(app, ["plot", "--axis", "length", "--kind", "scale", "--out", str(out), "--results", str(sort_runs)])
+    plotted = runner.invoke(app,
+                            ["plot", "--axis", "length", "--kind", "scale", "--out", str(out), "--results",
+                             str(sort_runs)])
     assert plotted.exit_code == 0, plotted.output
     assert [p.name for p in out.glob("*.png")] == ["by-length-accuracy-vs-length-sort.png"]
 
@@ -83,7 +90,8 @@ def test_plots_keep_the_other_parameter_as_lines(sort_runs: Path, tmp_path: Path
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["compare", "--frontier", "--axis", "width", "--task", "sort"], ["'width'", "task sort", "valid: length, max"]),
+        (["compare", "--frontier", "--axis", "width", "--task", "sort"],
+         ["'width'", "task sort", "valid: length, max"]),
         (["compare", "--axis", "colour"], ["'colour'", "any task"]),
         (["plot", "--axis", "nodes", "--task", "graph"], ["'nodes'", "valid: degree"]),
     ],
@@ -99,7 +107,8 @@ def test_report_leaderboard_shows_the_best_floor(tmp_path: Path) -> None:
     board, _ = compare(tmp_path)
     floors = best_floors(tmp_path, board, n=400)
     text = leaderboard_markdown(board, floors)
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| add") or line.startswith("| graph")}
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| add") or line.startswith("| graph")}
     header = next(line for line in text.splitlines() if line.startswith("| task"))
     columns = [c.strip() for c in header.split("|")]
     assert columns.index("best floor") == columns.index("accuracy") + 1

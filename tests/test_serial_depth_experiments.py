@@ -35,7 +35,8 @@ def test_stage1_is_the_decisive_table() -> None:
     assert len(keys) == 108  # 3 groups x 4 k x 3 solvers x 3 seeds, no duplicates
     assert {k[0] for k in keys} == {"A5", "A4xZ5", "Z60"}
     assert {k[1] for k in keys} == {4, 8, 16, 32}
-    assert {(k[2], k[3]) for k in keys} == {("gpt", "-"), ("gpt", "trace"), ("cot", "-")}  # default aux is left out of the spec
+    # default aux is left out of the spec
+    assert {(k[2], k[3]) for k in keys} == {("gpt", "-"), ("gpt", "trace"), ("cot", "-")}
     assert {c.spec.model.layers for c in expanded} == {2}
     # Seed 0 first, and within it every k <= 8 cell before any k >= 16 cell (the cheap, informative half).
     seed0 = [c.spec.task_params["max"] for c in expanded if c.spec.train.seed == 0]

@@ -3,7 +3,6 @@ question layout (query and separator tokens), the weight init and the learning-r
 
 from __future__ import annotations
 
-import itertools
 
 import numpy as np
 import pytest
@@ -76,7 +75,8 @@ def test_no_monitor_problem_is_a_test_problem(max_value: int) -> None:
     assert len(canon(test)) == len(test)
 
 
-@pytest.mark.parametrize("style, expected", [("plain", [[3, 5]]), ("query", [[3, 5, 21]]), ("separated", [[3, 21, 5, 21]])])
+@pytest.mark.parametrize("style, expected",
+                         [("plain", [[3, 5]]), ("query", [[3, 5, 21]]), ("separated", [[3, 21, 5, 21]])])
 def test_prompt_layouts(style: str, expected: list[list[int]]) -> None:
     task = PromptedTask(make_task("add", 20), style)
     laid = task.lay_out(np.array([[3, 5]]))
@@ -94,7 +94,8 @@ def test_prompted_tasks_verify_their_own_answers(name: str, style: str) -> None:
     assert batch.questions.shape == (16, task.question_len)
     assert (batch.questions < task.vocab_size).all()
     assert task.verify_batch(batch.questions, batch.answers).all()
-    assert task.render(batch.questions[0], batch.answers[0]) == task.inner.render(task.strip(batch.questions[0]), batch.answers[0])
+    assert task.render(batch.questions[0],
+                       batch.answers[0]) == task.inner.render(task.strip(batch.questions[0]), batch.answers[0])
 
 
 def test_weight_inits_differ_in_scale() -> None:
@@ -120,7 +121,8 @@ def test_warmup_scales_every_group_from_its_base_rate() -> None:
 
 @pytest.mark.parametrize(
     "flag, value, fragment",
-    [("--prompt", "colon", "plain, query, separated"), ("--weight-init", "xavier", "gpt2, pytorch"), ("--warmup", "-1", "--warmup=-1")],
+    [("--prompt", "colon", "plain, query, separated"), ("--weight-init", "xavier", "gpt2, pytorch"),
+     ("--warmup", "-1", "--warmup=-1")],
 )
 def test_bad_model_settings_are_one_line(tmp_path, flag: str, value: str, fragment: str) -> None:
     result = CliRunner().invoke(app, ["run", "--task", "add", "--max", "20", flag, value, "--results", str(tmp_path)])

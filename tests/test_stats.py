@@ -48,7 +48,8 @@ from bench.stats import bootstrap_interval, exact_interval, fisher_exact, paired
 @pytest.mark.parametrize(
     ("k", "n", "expected"),
     # Clopper-Pearson values as published (e.g. R's binom.test): 0/5, 1/3, 3/5, 5/5, 7/10
-    [(0, 5, (0.0, 0.5218)), (1, 3, (0.0084, 0.9057)), (3, 5, (0.1466, 0.9473)), (5, 5, (0.4782, 1.0)), (7, 10, (0.3475, 0.9333))],
+    [(0, 5, (0.0, 0.5218)), (1, 3, (0.0084, 0.9057)), (3, 5, (0.1466, 0.9473)), (5, 5, (0.4782, 1.0)),
+     (7, 10, (0.3475, 0.9333))],
 )
 def test_exact_interval_known_values(k: int, n: int, expected: tuple[float, float]) -> None:
     assert exact_interval(k, n) == pytest.approx(expected, abs=1e-4)

@@ -82,7 +82,8 @@ def test_any_setting_is_an_axis_run_options_task_params_solver_options():
     expansion = expand(grid(task="add", solver="gpt", d_model=["16", "32"], layers=["1", "2"], base=["2", "10"],
                             weight_decay="0.1", lr=0.01))
     assert len(expansion.cells) == 8
-    assert {(c.spec.model.d_model, c.spec.model.layers) for c in expansion.cells} == {(16, 1), (16, 2), (32, 1), (32, 2)}
+    assert {(c.spec.model.d_model, c.spec.model.layers)
+            for c in expansion.cells} == {(16, 1), (16, 2), (32, 1), (32, 2)}
     assert {c.spec.task_params["base"] for c in expansion.cells} == {2, 10}
     assert all(c.spec.optim == OptimConfig(lr=0.01, weight_decay=0.1, grad_clip=1.0, warmup=0) for c in expansion.cells)
     assert expansion.varying == ["d_model", "layers", "base"]
@@ -136,7 +137,8 @@ def test_bad_sweep_files_are_one_line_errors(tmp_path):
     assert_one_line_error(bench("sweep", "--file", str(bad), "--results", str(tmp_path)), "not valid TOML")
     bad.write_text("jobs = 2\n[grid]\ntask = 'add'\n")
     assert_one_line_error(bench("sweep", "--file", str(bad), "--results", str(tmp_path)), "unknown top-level keys")
-    assert_one_line_error(bench("sweep", "--file", str(tmp_path / "none.toml"), "--results", str(tmp_path)), "does not exist")
+    assert_one_line_error(bench("sweep", "--file", str(tmp_path / "none.toml"), "--results", str(tmp_path)),
+                          "does not exist")
 
 
 # ---- real sweeps -----------------------------------------------------------------------------------
@@ -154,7 +156,8 @@ def test_acceptance_sweep_in_process_then_skipped_then_plotted(tmp_path):
     record = json.loads((root / "sweeps" / "acc.json").read_text())
     assert len(record["cells"]) == 18 and "solver" in record["varying"]
     thinker_eval = json.loads(next(
-        RunDir(root, c["run_id"]).file("evaluation.json").read_text() for c in record["cells"] if c["settings"]["solver"] == THINKER))
+        RunDir(root, c["run_id"]).file("evaluation.json").read_text() for c in record["cells"]
+        if c["settings"]["solver"] == THINKER))
     assert [b["thoughts"] for b in thinker_eval["budgets"]] == [0, 1, 2]
 
     mtimes = {p: p.stat().st_mtime_ns for p in (root / "runs").glob("*/status.json")}

@@ -272,7 +272,8 @@ def test_sort_render_shows_the_merge_passes() -> None:
         ("sort", 2, 1000, {}),
     ],
 )
-def test_serial_depth_grows_with_scale_on_average(name: str, small: int, large: int, overrides: dict, seed: int) -> None:
+def test_serial_depth_grows_with_scale_on_average(name: str, small: int, large: int, overrides: dict,
+                                                  seed: int) -> None:
     def mean_depth(scale: int) -> float:
         task = make_task(name, scale, overrides)
         return float(task.generate(stream_rng(seed, f"depth-{scale}"), 2000).meta["depth"].mean())

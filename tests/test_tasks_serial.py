@@ -150,7 +150,8 @@ def test_perm_splits_are_disjoint_in_canonical_form_and_exhaustible(group: str, 
     drawn = {split: task.sample(stream_rng(5, split), 600, split) for split in ("train", "monitor", "test")}
     keys = {split: {row.tobytes() for row in np.ascontiguousarray(task.canonical_questions(b.questions))}
             for split, b in drawn.items()}
-    assert not keys["train"] & keys["test"] and not keys["train"] & keys["monitor"] and not keys["monitor"] & keys["test"]
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["monitor"]
+    assert not keys["monitor"] & keys["test"]
     held_out, exhaustive = task.distinct_problems(stream_rng(0, "test"), 10_000, "test")
     assert exhaustive and len(held_out) < 10_000
     assert task.split_mask(held_out.questions, "test").all()
@@ -357,14 +358,16 @@ def test_sample_jsonl_then_verify_scores_every_line(args: list[str], tmp_path: P
     text = runner.invoke(app, ["sample", *args, "-n", "3", "--split", "test"])
     assert text.exit_code == 0 and "trace" in text.stdout
     out = tmp_path / "problems.jsonl"
-    result = runner.invoke(app, ["sample", *args, "-n", "20", "--split", "test", "--format", "jsonl", "--out", str(out)])
+    result = runner.invoke(app,
+                           ["sample", *args, "-n", "20", "--split", "test", "--format", "jsonl", "--out", str(out)])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     verified = runner.invoke(app, ["verify", str(out), "--format", "json"])
     assert verified.exit_code == 0, verified.output
     assert json.loads(verified.stdout)["total"]["correct"] == 20
     for record in lines:  # a wrong answer of the right type is caught
-        record["answer"] = [1 - x if isinstance(x, int) else x for x in record["answer"]] if isinstance(record["answer"], list) else record["answer"] + 1
+        record["answer"] = [1 - x if isinstance(x, int) else x
+                            for x in record["answer"]] if isinstance(record["answer"], list) else record["answer"] + 1
     out.write_text("".join(json.dumps(r) + "\n" for r in lines))
     wrong = runner.invoke(app, ["verify", str(out), "--format", "json"])
     assert json.loads(wrong.stdout)["total"]["correct"] == 0

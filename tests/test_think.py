@@ -108,7 +108,8 @@ def test_bench_solvers_lists_flags_and_options() -> None:
 
     result = CliRunner().invoke(app, ["solvers"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    for text in ("think_fixed_blind_super_clean", "--estimator", "--baseline", "--group (auto: 32 on short rollouts (add)", "--think-lr", "search"):
+    for text in ("think_fixed_blind_super_clean", "--estimator", "--baseline",
+                 "--group (auto: 32 on short rollouts (add)", "--think-lr", "search"):
         assert text in result.output
 
 
@@ -176,7 +177,9 @@ def test_straight_through_gumbel_is_one_hot_forward_and_soft_backward() -> None:
 
 
 # ---- blind, split, gradients -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["think_fixed_blind", "think_fixed_blind_super", "think_blind_split", "think_fixed_blind_split_super"])
+@pytest.mark.parametrize("name",
+                         ["think_fixed_blind", "think_fixed_blind_super", "think_blind_split",
+                          "think_fixed_blind_split_super"])
 def test_blind_answers_do_not_move_when_the_question_changes(name: str) -> None:
     torch.manual_seed(0)
     solver = make_solver(name, add_shape(), TINY, options={"thoughts": 3})

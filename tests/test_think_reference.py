@@ -37,7 +37,8 @@ def replay(task_name: str, scale: int, name: str, options: dict[str, Any]) -> di
     """The capture procedure, unchanged: B = 6, G = 4, d32, one rollout then three training steps."""
     task = make_task(task_name, scale)
     torch.manual_seed(0)
-    solver = make_solver(name, TaskShape.of(task), ModelConfig(d_model=32, layers=2, heads=2, weight_init="gpt2"), options={"group": 4, **options})
+    solver = make_solver(name, TaskShape.of(task), ModelConfig(d_model=32, layers=2, heads=2, weight_init="gpt2"),
+                         options={"group": 4, **options})
     batch = TensorBatch.from_numpy(batch_as_captured(task, 6), "cpu")
     torch.manual_seed(1)
     roll = solver.rollout(batch.questions, solver.K, 4, "sample")

@@ -38,7 +38,8 @@ def options_for(name: str, **values: object):  # type: ignore[no-untyped-def]
         ("sat", 8, "think_fixed_blind_super", 88, LONG_GROUP, LONG_BATCH),
     ],
 )
-def test_step_defaults_follow_the_rollout_length(task: str, scale: int, solver: str, K: int, G: int, batch: int) -> None:
+def test_step_defaults_follow_the_rollout_length(task: str, scale: int, solver: str, K: int, G: int,
+                                                 batch: int) -> None:
     chosen = step_defaults(TaskShape.of(make_task(task, scale)), options_for(solver))
     assert (chosen.thoughts, chosen.group, chosen.batch) == (K, G, batch)
     assert f"G = {G}" in chosen.why
@@ -51,7 +52,8 @@ def test_a_given_group_overrides_the_default_and_the_batch_follows_the_task() ->
 
 
 def spec_for(task: str, scale: int, solver: str, batch: int = 0, **options: object):  # type: ignore[no-untyped-def]
-    return build_spec(task, scale, {}, solver, dict(options), ModelConfig(), OptimConfig(), TrainConfig(batch=batch), "cpu")
+    return build_spec(task, scale, {}, solver, dict(options), ModelConfig(), OptimConfig(), TrainConfig(batch=batch),
+                      "cpu")
 
 
 def test_run_specs_write_out_the_chosen_defaults() -> None:
@@ -66,13 +68,15 @@ def test_run_specs_write_out_the_chosen_defaults() -> None:
 
 def test_bench_run_names_its_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = runner.invoke(app, ["run", "--task", "sort", "--max", "10", "--solver", "think_fixed", "--steps", "2",
-                                 "--eval-size", "16", "--d-model", "16", "--layers", "1", "--results", str(tmp_path), "--quiet"])
+                                 "--eval-size", "16", "--d-model", "16", "--layers", "1", "--results", str(tmp_path),
+                                 "--quiet"])
     assert result.exit_code == 0, result.output
     assert f"defaults: batch {LONG_BATCH}" in result.output and f"G = {LONG_GROUP}" in result.output
 
 
 @settings(max_examples=25, deadline=None)
-@given(rows=st.integers(1, 40), cols=st.integers(1, 12), high=st.sampled_from([2, 7, 1000, 2**40]), seed=st.integers(0, 99))
+@given(rows=st.integers(1, 40), cols=st.integers(1, 12), high=st.sampled_from([2, 7, 1000, 2**40]),
+       seed=st.integers(0, 99))
 def test_distinct_rows_finds_each_distinct_row_once(rows: int, cols: int, high: int, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     keys = torch.randint(0, high, (rows, cols), generator=gen)
@@ -93,13 +97,16 @@ def test_head_columns_equal_the_full_head_sliced() -> None:
 
 
 def test_perf_think_times_the_whole_step_and_profiles() -> None:
-    result = runner.invoke(app, ["perf", "think", "--solver", "think_fixed_blind_super_clean,think_fixed", "--batch", "4",
-                                 "--group", "2", "--rounds", "1", "--steps", "1", "--d-model", "16", "--layers", "1", "--format", "json"])
+    result = runner.invoke(app,
+                           ["perf", "think", "--solver", "think_fixed_blind_super_clean,think_fixed", "--batch", "4",
+                                 "--group", "2", "--rounds", "1", "--steps", "1", "--d-model", "16", "--layers", "1",
+                                 "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [row["group"] for row in rows] == [2, 2] and [row["thoughts"] for row in rows] == [2, 4]
     for row in rows:
-        assert row["think_ms"] > 0 and row["ratio"] == pytest.approx(row["think_ms"] / row["gpt_same_positions_ms"], rel=0.02)
+        assert row["think_ms"] > 0 and row["ratio"] == pytest.approx(row["think_ms"] / row["gpt_same_positions_ms"],
+                                                                     rel=0.02)
     profiled = runner.invoke(app, ["perf", "think", "--batch", "4", "--rounds", "1", "--steps", "1", "--d-model", "16",
                                    "--layers", "1", "--profile"])
     assert profiled.exit_code == 0, profiled.output
@@ -127,7 +134,8 @@ def test_perf_think_bad_input(args: list[str], fragment: str) -> None:
 
 
 @pytest.mark.benchmark
-@pytest.mark.parametrize("solver, scale", [("think_fixed_blind_super_clean", 100), ("think_fixed_blind_super_clean", 1000),
+@pytest.mark.parametrize("solver, scale",
+                         [("think_fixed_blind_super_clean", 100), ("think_fixed_blind_super_clean", 1000),
                                            ("think_fixed_blind_super", 100)])
 def test_thinker_step_costs_at_most_2_5_gpt_steps_on_the_same_positions(solver: str, scale: int) -> None:
     from bench.perf.think import think_step_cost

@@ -83,7 +83,8 @@ def test_truncate_trains_and_costs_fewer_rows_than_position_credit() -> None:
         assert np.isfinite(metrics["loss"])
         reference, _ = solver.reference_thoughts(batch.traces, solver.K)
         torch.manual_seed(1)
-        roll = solver.rollout(batch.questions, solver.K, 8, "sample", reference=reference if credit == "truncate" else None)
+        roll = solver.rollout(batch.questions, solver.K, 8, "sample",
+                              reference=reference if credit == "truncate" else None)
         sizes[credit] = roll.cache[0][0].shape[0]
     assert sizes["truncate"] < sizes["position"] / 4, sizes
 
@@ -92,7 +93,8 @@ def test_truncate_trains_and_costs_fewer_rows_than_position_credit() -> None:
 def test_bench_run_refuses_truncate_without_the_clean_reward(solver: str, tmp_path) -> None:
     from bench.cli import app
 
-    result = CliRunner().invoke(app, ["run", "--task", "add", "--max", "20", "--solver", solver, "--opt", "credit=truncate",
+    result = CliRunner().invoke(app,
+                                ["run", "--task", "add", "--max", "20", "--solver", solver, "--opt", "credit=truncate",
                                       "--steps", "1", "--results", str(tmp_path)])
     assert result.exit_code == 2 and "truncate" in result.output and "Traceback" not in result.output
     assert not any(tmp_path.rglob("spec.json"))
@@ -102,7 +104,8 @@ def test_one_rollout_per_question_truncates_too() -> None:
     """G = 1 (batch baseline) goes through the tree's bookkeeping when truncating: rows still end."""
     torch.manual_seed(0)
     task = make_task("add", 1000)
-    solver = make_solver(CLEAN, TaskShape.of(task), TINY, options={"group": 1, "baseline": "batch", "credit": "truncate"})
+    solver = make_solver(CLEAN, TaskShape.of(task), TINY,
+                         options={"group": 1, "baseline": "batch", "credit": "truncate"})
     batch = TensorBatch.from_numpy(task.sample(stream_rng(0, "train", 0), 32), "cpu")
     assert np.isfinite(solver.train_step(batch)["loss"])
     reference, _ = solver.reference_thoughts(batch.traces, solver.K)

@@ -22,8 +22,10 @@ def test_tune_selects_the_learning_configuration_and_counts_compute(tmp_path) ->
     # tests/tiny_runs.py's LEARNS); lr 1e-7 stays near chance; asserts the selection and monitor > 0.5
     tiny = ["--set", "length=4", "--set", "d_model=64", "--set", "layers=1", "--set", "heads=4", "--set", "batch=128",
             "--set", "eval_every=600"]
-    result = runner.invoke(app, ["tune", "--task", "sort", "--max", "10", "--solver", "gpt", "--space", "lr=0.003,0.0000001",
-                                 *tiny, "--steps", "600", "--seeds", str(learning_seed()), "--name", "t", "--format", "json",
+    result = runner.invoke(app,
+                           ["tune", "--task", "sort", "--max", "10", "--solver", "gpt", "--space", "lr=0.003,0.0000001",
+                                 *tiny, "--steps", "600", "--seeds", str(learning_seed()), "--name", "t", "--format",
+                                 "json",
                                  "-q", "--jobs", "1", "--results", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout[result.stdout.index("["):])

@@ -75,7 +75,8 @@ def test_pigeonhole_with_the_default_limit_returns_within_30_s(tmp_path: Path) -
     small = records("sat", 3, 5)
     path.write_text("\n".join([json.dumps(pigeonhole(10)), *lines_of(small)]) + "\n")
     start = time.perf_counter()
-    done = subprocess.run([bench_executable(), "verify", str(path), "--format", "json"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([bench_executable(), "verify", str(path), "--format", "json"], capture_output=True, text=True,
+                          timeout=60)
     assert time.perf_counter() - start < 30
     assert done.returncode == 0, done.stderr
     sat = json.loads(done.stdout)["tasks"]["sat"]
@@ -162,4 +163,5 @@ def test_mixed_files_score_exactly_what_they_should(plan: list[tuple[str, int]])
 def test_bad_time_limit_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text("\n".join(GOOD) + "\n")
-    assert_one_line_error(runner.invoke(app, ["verify", str(path), "--time-limit", "0"]), "--time-limit 0", "more than 0")
+    assert_one_line_error(runner.invoke(app, ["verify", str(path), "--time-limit", "0"]), "--time-limit 0",
+                          "more than 0")

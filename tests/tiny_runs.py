@@ -12,7 +12,8 @@ from solvers.base import TensorBatch
 from tasks.base import stream_rng
 
 
-def train_on_small_addition(solver: Any, task: Any, max_steps: int, stop_at: float, seed: int = 0) -> tuple[float, int, float]:
+def train_on_small_addition(solver: Any, task: Any, max_steps: int, stop_at: float,
+                            seed: int = 0) -> tuple[float, int, float]:
     """Train `solver` on fresh batches of 64 training problems (data stream `seed`), scoring greedy
     answers on 400 fixed training-split questions every 100 steps; stop once they reach `stop_at`. Scored
     on training questions: this tests that the loop learns, not generalisation (small moduli have few
@@ -51,7 +52,8 @@ def report_margin(name: str, reached: float, asserted: float) -> None:
 # this model is a lottery over seeds: test accuracy 0.04-0.92 at 1,000 steps, since its train split is too
 # small to generalise from). Sorting is per position, so the 65 held-out multisets follow from the rest.
 LEARNS = ["--task", "sort", "--max", "10", "--set", "length=4", "--solver", "gpt", "--d-model", "64", "--layers", "1",
-          "--heads", "4", "--lr", "0.003", "--batch", "128", "--steps", "600", "--eval-every", "600", "--eval-size", "400",
+          "--heads", "4", "--lr", "0.003", "--batch", "128", "--steps", "600", "--eval-every", "600", "--eval-size",
+          "400",
           "--target", "0.8", "--device", "cpu"]
 
 

@@ -342,7 +342,8 @@ def compare_configs(runs: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
             "config": key, "task": first["task"], "scale": first["scale"], "solver": first["solver"],
             "seeds": int(len(group)), "successes": int(successes), "accuracy": mean, "low": low, "high": high,
         }
-    result["fisher_p"] = fisher_exact(result["a"]["successes"], result["a"]["seeds"], result["b"]["successes"], result["b"]["seeds"])
+    result["fisher_p"] = fisher_exact(result["a"]["successes"], result["a"]["seeds"], result["b"]["successes"],
+                                      result["b"]["seeds"])
     pairs, pooled_a, pooled_b = [], [], []
     by_seed_b = {int(row["seed"]): row for row in groups["b"].to_dict("records")}
     for row_a in sorted(groups["a"].to_dict("records"), key=lambda row: int(row["seed"])):
@@ -354,7 +355,8 @@ def compare_configs(runs: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
             continue
         scores_a = [int(c) for c in answers_a["correct"]]
         scores_b = [int(c) for c in answers_b["correct"]]
-        pairs.append({"seed": int(row_a["seed"]), "n": len(scores_a), "a_right_b_wrong": sum(x > y for x, y in zip(scores_a, scores_b)),
+        pairs.append({"seed": int(row_a["seed"]), "n": len(scores_a),
+                      "a_right_b_wrong": sum(x > y for x, y in zip(scores_a, scores_b)),
                       "b_right_a_wrong": sum(y > x for x, y in zip(scores_a, scores_b)),
                       "p": paired_permutation_test(scores_a, scores_b)})
         pooled_a += scores_a
@@ -370,15 +372,18 @@ def comparison_lines(result: dict[str, Any]) -> list[str]:
     for name in ("a", "b"):
         side = result[name]
         lines.append(
-            f"{name.upper()} {side['config']} ({side['task']} {side['scale']} {side['solver']}): success {side['successes']}/{side['seeds']} seeds, "
+            f"{name.upper()} {side['config']} ({side['task']} {side['scale']} {side['solver']}): success "
+            f"{side['successes']}/{side['seeds']} seeds, "
             f"mean accuracy {side['accuracy']:.3f} (95% bootstrap {side['low']:.3f}-{side['high']:.3f})"
         )
     lines.append(f"Fisher's exact test on success over seeds: p = {result['fisher_p']:.4g} (two-sided)")
     if not result["paired"]:
-        lines.append("paired test: no seed of both has answers.json on the same test problems (records made before answers were stored)")
+        lines.append("paired test: no seed of both has answers.json on the same test problems (records made before "
+                     "answers were stored)")
     for pair in result["paired"]:
         lines.append(f"seed {pair['seed']}: {pair['n']} problems, A right and B wrong on {pair['a_right_b_wrong']}, "
                      f"B right and A wrong on {pair['b_right_a_wrong']}; paired permutation p = {pair['p']:.4g}")
     if result["paired"]:
-        lines.append(f"pooled over {len(result['paired'])} seed pair(s): paired permutation p = {result['paired_pooled_p']:.4g}")
+        lines.append(f"pooled over {len(result['paired'])} seed pair(s): paired permutation p = "
+                     f"{result['paired_pooled_p']:.4g}")
     return lines

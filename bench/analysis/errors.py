@@ -23,8 +23,10 @@ def wrong_answers(run_dir: RunDir) -> tuple[list[dict[str, Any]], int]:
     record = run_dir.read("answers.json")
     if record is None:
         state = run_dir.status().get("state")
-        why = "it has not finished" if state != "finished" else "it was recorded before answers were stored (answers.json)"
-        raise UserError(f"run {run_dir.run_id} has no per-problem answers: {why}; `bench recheck {run_dir.run_id}` retrains it with them")
+        why = ("it has not finished" if state != "finished"
+               else "it was recorded before answers were stored (answers.json)")
+        raise UserError(f"run {run_dir.run_id} has no per-problem answers: {why}; `bench recheck {run_dir.run_id}` "
+                        "retrains it with them")
     spec = RunSpec.from_json(run_dir.read("spec.json"))
     task = model_task(spec.task, None, spec.task_params, spec.model)
     problems, _ = evaluation_set(task, spec.train_config)

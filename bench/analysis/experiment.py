@@ -53,7 +53,8 @@ def thought_diagnostics(root: Path, board: pd.DataFrame, evaluations: dict[str, 
         if not own:
             continue
         rows.append({
-            "task": record["task"], "scale": record["scale"], "solver": record["solver"], "settings": record["settings"],
+            "task": record["task"], "scale": record["scale"], "solver": record["solver"],
+            "settings": record["settings"],
             "seeds": len(own),
             "trace_match": _mean_lists(per_position),
             "own": sum(own) / len(own),
@@ -74,7 +75,8 @@ def _mean_lists(lists: Sequence[Sequence[float]]) -> list[float]:
 
 def diagnostics_markdown(table: pd.DataFrame) -> str:
     lines = [
-        "| task | scale | solver | settings | seeds | trace match by position | acc. own thoughts | acc. random thoughts |",
+        "| task | scale | solver | settings | seeds | trace match by position | acc. own thoughts | acc. random "
+        "thoughts |",
         "|---|---:|---|---|---:|---|---:|---:|",
     ]
     for row in table.to_dict("records"):
@@ -143,11 +145,36 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def per_seed_markdown(runs: pd.DataFrame, board: pd.DataFrame) -> str:
+    """One row per finished run, in the leaderboard's order of configurations and by seed: what each seed
+    reached, whether it reached the target, and what it cost (the rows behind a leaderboard's means)."""
+    settings = dict(zip(board["config"], board["settings"]))
+    order = {config: i for i, config in enumerate(board["config"])}
+    rows = runs[runs["config"].isin(order)].copy()
+    rows["_order"] = rows["config"].map(order)
+    rows = rows.sort_values(["_order", "seed"], kind="stable")
+    lines = [
+        "| task | scale | solver | settings | seed | test accuracy | at target | steps | train FLOPs | time s | run |",
+        "|---|---:|---|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for row in rows.to_dict("records"):
+        flops = row["flops_per_step"] * row["step"] if not math.isnan(row["flops_per_step"]) else float("nan")
+        lines.append(
+            f"| {row['task']} | {_show(row['scale'])} | {row['solver']} | {settings[row['config']] or ''} | "
+            f"{_show(row['seed'])} | {row['accuracy']:.3f} | {'yes' if row['success'] else 'no'} | "
+            f"{_show(row['step'])} | {'-' if math.isnan(flops) else f'{flops:.2e}'} | {_show(row['elapsed'])} | "
+            f"{row['run_id']} |"
+        )
+    return "\n".join(lines)
+
+
 def write_report(
     root: Path, name: str, description: str, command: str, run_ids: set[str], plot_kinds: Sequence[str], cells: int,
+    per_seed: bool = False,
 ) -> Path:
     """Write RESULTS/experiments/NAME/report.md and its figures; returns the report's path. The frontier
-    follows the one rule of every report (bench.analysis.frontier.FRONTIER_MIN_RATE)."""
+    follows the one rule of every report (bench.analysis.frontier.FRONTIER_MIN_RATE). `per_seed`: also
+    a table of every finished run (the sweep file's `[report] per_seed = true`)."""
     from bench.analysis.tables import frontier_markdown
     from bench.analysis.compare import compare, frontier_board
     from bench.analysis.frontier import FRONTIER_MIN_RATE, FRONTIER_RULE, finished_runs, run_table
@@ -184,6 +211,17 @@ def write_report(
         frontier_markdown(frontier_board(root, min_rate=FRONTIER_MIN_RATE, run_ids=run_ids, runs=runs)),
         "",
     ]
+    if per_seed:
+        lines += [
+            "## Per seed",
+            "",
+            "test accuracy: the run's final accuracy on distinct test-split problems; at target: it reached the "
+            "target; steps: steps trained (early stop at the target on the monitor split); train FLOPs: FLOPs per "
+            "step x steps; time s: training seconds (one thread, on a shared machine: compare within a row's task).",
+            "",
+            per_seed_markdown(finished_runs(runs), board),
+            "",
+        ]
     diagnostics = thought_diagnostics(root, board, {record.run_id: record.evaluation for record in records})
     if not diagnostics.empty:
         lines += [

@@ -72,11 +72,13 @@ def compute_floors(task: Task, train: Batch, test: Batch) -> list[Floor]:
     b_train, b_test = bucket_feature(task, train), bucket_feature(task, test)
     by_bucket = {b: _mode(y_train[b_train == b]) for b in np.unique(b_train)}
     guess = np.array([by_bucket.get(b, majority) for b in b_test.tolist()], dtype=y_test.dtype)
-    scored.append(("majority per size", guess == y_test, f"{len(by_bucket)} buckets of {_BUCKET_NAMES.get(task.name, 'meta size')}"))
+    scored.append(("majority per size", guess == y_test,
+                   f"{len(by_bucket)} buckets of {_BUCKET_NAMES.get(task.name, 'meta size')}"))
     own_rules = getattr(task, "surface_floors", None)
     if callable(own_rules):  # the surface rules each task declares beside its generator
         scored.extend(own_rules(train, test))
-    floors = [Floor(name, float(np.mean(correct)) if len(correct) else 0.0, int(len(correct)), note) for name, correct, note in scored]
+    floors = [Floor(name, float(np.mean(correct)) if len(correct) else 0.0, int(len(correct)), note)
+              for name, correct, note in scored]
     return sorted(floors, key=lambda f: -f.accuracy)
 
 

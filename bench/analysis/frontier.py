@@ -49,7 +49,8 @@ RESULT_COLUMNS = (
 )
 # Present in every run table, even an empty one.
 RUN_COLUMNS = ("run_id", "config", "task", "scale", "solver", "seed", "target", *RESULT_COLUMNS[2:])
-_NUMERIC_COLUMNS = ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n", "flops_per_step")
+_NUMERIC_COLUMNS = ("accuracy", "low", "high", "target", "elapsed", "steps_to_target", "parameters", "step", "n",
+                    "flops_per_step")
 # Configuration columns that never name a line of a plot or a row of a summary on their own.
 NOT_A_CONFIG = {"seed", "scale", "device", "eval_size", "monitor_size", "eval_every", "eval_thoughts"}
 
@@ -153,7 +154,8 @@ def run_row(record: RunRecord) -> dict[str, Any]:
 
 
 def run_table(
-    root: Path, run_ids: Iterable[str] | None = None, finished_only: bool = True, records: Sequence[RunRecord] | None = None,
+    root: Path, run_ids: Iterable[str] | None = None, finished_only: bool = True,
+    records: Sequence[RunRecord] | None = None,
 ) -> pd.DataFrame:
     """THE table of runs under `root` (all, or those in `run_ids`), one row per run (`run_row`), for
     leaderboards, frontiers, plots and reports alike. `records`: the runs when the caller has read them
@@ -227,7 +229,8 @@ def config_columns(runs: pd.DataFrame, extra_excluded: Iterable[str] = ()) -> li
         if (values.groupby([runs["task"], runs["solver"]]).nunique(dropna=False) > 1).any():
             varying.append(column)
     # The task's own scale parameter (e.g. add's `max`) is `scale` under another name.
-    scale_twins = [c for c in varying if "scale" in runs and runs[c].map(_hashable).equals(runs["scale"].map(_hashable))]
+    scale_twins = [c for c in varying
+                   if "scale" in runs and runs[c].map(_hashable).equals(runs["scale"].map(_hashable))]
     return ["task", "solver"] + [c for c in varying if c not in scale_twins]
 
 
@@ -239,7 +242,8 @@ def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return bootstrap_interval([v for v in values if not _missing(v)])
 
 
-def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
+def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"),
+                 min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
     """Per group and scale: seeds, mean accuracy with its interval, min and max, success rate."""
     _require(runs, ["scale", "accuracy"])
     success = _success(runs)
@@ -262,7 +266,8 @@ def seed_summary(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min
     return pd.DataFrame(rows)
 
 
-def frontier(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
+def frontier(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"),
+             min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
     """Per group: the frontier (see the module docstring), the scales tested and the largest one."""
     if not 0.0 < min_rate <= 1.0:
         raise ValueError(f"min_rate={min_rate} must be in (0, 1]")
@@ -286,7 +291,8 @@ def frontier(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rat
     return pd.DataFrame(rows)
 
 
-def area_under_curve(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), log_scale: bool = True) -> pd.DataFrame:
+def area_under_curve(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"),
+                     log_scale: bool = True) -> pd.DataFrame:
     """Per group: normalised area under mean accuracy (over seeds) versus scale, in [0, 1]."""
     summary = seed_summary(runs, by)
     rows = []
@@ -312,7 +318,8 @@ def normalised_auc(scales: Sequence[float], accuracies: Sequence[float], log_sca
     return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2) / width)
 
 
-def frontier_table(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
+def frontier_table(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"),
+                   min_rate: float = FRONTIER_MIN_RATE) -> pd.DataFrame:
     """The frontier and the AUC side by side, one row per group."""
     return frontier(runs, by, min_rate).merge(area_under_curve(runs, by), on=list(by), how="left")
 
@@ -322,7 +329,8 @@ def frontier_table(runs: pd.DataFrame, by: Sequence[str] = ("task", "solver"), m
 
 def _success(runs: pd.DataFrame) -> pd.Series:
     if "target" in runs:
-        return pd.Series([succeeded(a, t) for a, t in zip(runs["accuracy"], runs["target"])], index=runs.index, dtype=bool)
+        return pd.Series([succeeded(a, t) for a, t in zip(runs["accuracy"], runs["target"])], index=runs.index,
+                         dtype=bool)
     if "success" in runs:
         return runs["success"].astype(bool)
     raise ValueError("runs need a 'target' or a 'success' column")

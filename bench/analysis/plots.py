@@ -103,7 +103,8 @@ def accuracy_vs_scale(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis:
         ax.set_xlabel(f"scale ({axis or scale_param_of(str(task))})")
         ax.set_ylabel("held-out accuracy")
         seeds_note = f"{int(task_runs['seed'].nunique())} seed(s)"
-        ax.set_title(f"{task}: accuracy vs {axis or 'scale'} (mean over seeds, 95% band; dots: seeds; {seeds_note})", fontsize=9)
+        ax.set_title(f"{task}: accuracy vs {axis or 'scale'} (mean over seeds, 95% band; dots: seeds; {seeds_note})",
+                     fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         paths.append(_save(fig, _filename(out_dir, prefix, f"accuracy-vs-{axis or 'scale'}", str(task))))
@@ -149,7 +150,8 @@ def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis
                 ax.scatter(xs[trained], means[trained], s=70, color=color, edgecolor="black", zorder=3)
                 ax.scatter(line["budget"], line["budget_accuracy"], color=color, alpha=0.3, s=12, lw=0)
             for label, ref in references[references["scale"] == scale].groupby("line", sort=True):
-                ax.axhline(float(ref["accuracy"].mean()), color=colors[label], ls="--", lw=1.2, label=f"{label} (no thoughts)")
+                ax.axhline(float(ref["accuracy"].mean()), color=colors[label], ls="--", lw=1.2,
+                           label=f"{label} (no thoughts)")
             ax.set_title(f"{axis or 'scale'} {int(scale)}", fontsize=9)
             ax.set_xlabel("thought budget K" + (" (evaluated)" if evaluated_at_several else " (trained)"))
             ax.set_ylim(-0.03, 1.03)
@@ -162,7 +164,7 @@ def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis
                 if label not in handles:
                     handles[label] = handle
                     labels.append(label)
-        fig.legend([handles[l] for l in labels], labels, fontsize=7, loc="upper center", ncol=min(3, len(labels)),
+        fig.legend([handles[name] for name in labels], labels, fontsize=7, loc="upper center", ncol=min(3, len(labels)),
                    bbox_to_anchor=(0.5, 0.0))
         fig.suptitle(f"{task}: accuracy vs thought budget (big marker: trained budget)", fontsize=9)
         fig.tight_layout()
@@ -170,7 +172,8 @@ def accuracy_vs_budget(runs: pd.DataFrame, out_dir: Path, prefix: str = "", axis
     return paths
 
 
-def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str = "", axis: str | None = None) -> list[Path]:
+def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str = "",
+                    axis: str | None = None) -> list[Path]:
     """One PNG per task: held-out accuracy (top) and loss (bottom) versus step, a column per scale."""
     paths = []
     for task, task_runs in runs.groupby("task", sort=True):
@@ -193,7 +196,8 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
                 steps = [point["step"] for point in curve]
                 label = run["line"] if run["line"] not in drawn else None
                 drawn.add(run["line"])
-                top.plot(steps, [point.get("accuracy", math.nan) for point in curve], color=colors[run["line"]], alpha=0.75, lw=1.2, label=label)
+                top.plot(steps, [point.get("accuracy", math.nan) for point in curve], color=colors[run["line"]],
+                         alpha=0.75, lw=1.2, label=label)
                 losses = [point.get("loss", math.nan) for point in curve]
                 panel_losses.extend(v for v in losses if isinstance(v, (int, float)) and not math.isnan(v))
                 bottom.plot(steps, losses, color=colors[run["line"]], alpha=0.75, lw=1.2)
@@ -216,7 +220,8 @@ def training_curves(runs: pd.DataFrame, root: Path, out_dir: Path, prefix: str =
 
 
 def make_plots(
-    runs: pd.DataFrame, root: Path, out_dir: Path, kinds: Sequence[str] = KINDS, prefix: str = "", axis: str | None = None
+    runs: pd.DataFrame, root: Path, out_dir: Path, kinds: Sequence[str] = KINDS, prefix: str = "",
+    axis: str | None = None
 ) -> list[Path]:
     """Every figure of `kinds` that the runs allow; returns the files written. `axis` names the task
     parameter on the scale axis (e.g. sort's `length`; default: each task's --max parameter): runs

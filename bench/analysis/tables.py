@@ -82,11 +82,14 @@ FRONTIER_COLUMNS = ["task", "solver", "settings", "frontier", "largest_tested", 
 def frontier_cells(row: dict[str, Any]) -> list[str]:
     reached = row["frontier"]
     shown = "none" if reached is None or reached != reached else f"{reached:g}"
-    return [row["task"], row["solver"], row["settings"] or "", shown, f"{row['largest_tested']:g}", row["rates"], f"{row['auc']:.3f}"]
+    return [row["task"], row["solver"], row["settings"] or "", shown, f"{row['largest_tested']:g}", row["rates"],
+            f"{row['auc']:.3f}"]
 
 
 def frontier_markdown(table: pd.DataFrame) -> str:
     """The frontier table as a markdown table."""
-    lines = ["| task | solver | settings | frontier | largest tested | success by scale | AUC |", "|---|---|---|---:|---:|---|---:|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in frontier_cells(row)) + " |" for row in table.to_dict("records")]
+    lines = ["| task | solver | settings | frontier | largest tested | success by scale | AUC |",
+             "|---|---|---|---:|---:|---|---:|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in frontier_cells(row)) + " |"
+              for row in table.to_dict("records")]
     return "\n".join(lines)

@@ -35,7 +35,8 @@ def _keys(rows: np.ndarray) -> np.ndarray:
     return inverse.reshape(-1)
 
 
-def lookup_probe(fit_codes: np.ndarray, fit_values: np.ndarray, test_codes: np.ndarray, test_values: np.ndarray) -> float:
+def lookup_probe(fit_codes: np.ndarray, fit_values: np.ndarray, test_codes: np.ndarray,
+                 test_values: np.ndarray) -> float:
     """Held-out accuracy of predicting `values` from `codes` by the fit set's majority per code.
 
     codes: (n,) or (n, k) integer rows (a row is one code); values: (n,) integer keys."""
@@ -56,7 +57,8 @@ def lookup_probe(fit_codes: np.ndarray, fit_values: np.ndarray, test_codes: np.n
 
 
 def probe_table(
-    fit_thoughts: np.ndarray, fit_features: dict[str, np.ndarray], test_thoughts: np.ndarray, test_features: dict[str, np.ndarray]
+    fit_thoughts: np.ndarray, fit_features: dict[str, np.ndarray], test_thoughts: np.ndarray,
+    test_features: dict[str, np.ndarray]
 ) -> list[ProbeRow]:
     """One ProbeRow per feature. thoughts: (n, K) thought indices (-1 after a stop); features: name -> (n, ...).
     (No probe of the whole thought string: with more strings than fitting problems most held-out
@@ -69,7 +71,8 @@ def probe_table(
             feature=name,
             values=len(np.unique(test_values)),
             chance=_chance(fit_values, test_values),
-            per_position=[lookup_probe(fit_thoughts[:, j], fit_values, test_thoughts[:, j], test_values) for j in range(test_thoughts.shape[1])],
+            per_position=[lookup_probe(fit_thoughts[:, j], fit_values, test_thoughts[:, j], test_values)
+                          for j in range(test_thoughts.shape[1])],
         ))
     return rows
 

@@ -18,7 +18,8 @@ from bench.analysis.compare import FORMATS, SORT_KEYS, board_records, compare, f
 from bench.errors import UserError, user_errors_exit
 from bench.analysis.frontier import FRONTIER_MIN_RATE, check_axis
 from bench.analysis.tables import (
-    FRONTIER_COLUMNS, INTERVAL_NOTE, RIGHT, TABLE_SHOWN, display_rows, frontier_cells, frontier_markdown, markdown_table,
+    FRONTIER_COLUMNS, INTERVAL_NOTE, RIGHT, TABLE_SHOWN, display_rows, frontier_cells, frontier_markdown,
+    markdown_table,
 )
 from bench.run.store import readable_root
 
@@ -51,11 +52,20 @@ def compare_command(
     max_value: Optional[int] = typer.Option(None, "--max", "-m", help="Only this scale (the task's --max)."),
     sort: str = typer.Option("accuracy", "--sort", help=f"Rank within each task and scale by: {', '.join(SORT_KEYS)}."),
     fmt: str = typer.Option("table", "--format", help=f"Output: {', '.join(FORMATS)}."),
-    frontier: bool = typer.Option(False, "--frontier", help="Show the frontier table instead of the leaderboard (tables show both)."),
-    min_rate: float = typer.Option(FRONTIER_MIN_RATE, "--min-rate", help="Frontier: share of seeds that must reach the target at a scale (every report uses the default)."),
-    test: Optional[tuple[str, str]] = typer.Option(None, "--test", help="Two configs (the config column, or a unique prefix): Fisher's exact test on success over seeds and a paired permutation test on per-problem answers."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Only the cells of this sweep (its name under results/sweeps/)."),
-    axis: Optional[str] = typer.Option(None, "--axis", help="Frontier over this task parameter (e.g. sort's length) instead of each task's --max."),
+    frontier: bool = typer.Option(False, "--frontier",
+                                  help="Show the frontier table instead of the leaderboard (tables show both)."),
+    min_rate: float = typer.Option(FRONTIER_MIN_RATE, "--min-rate",
+                                   help="Frontier: share of seeds that must reach the target at a scale (every report "
+                                        "uses the default)."),
+    test: Optional[tuple[str, str]] = typer.Option(None, "--test",
+                                                   help="Two configs (the config column, or a unique prefix): Fisher's "
+                                                        "exact test on success over seeds and a paired permutation "
+                                                        "test on per-problem answers."),
+    sweep: Optional[str] = typer.Option(None, "--sweep",
+                                        help="Only the cells of this sweep (its name under results/sweeps/)."),
+    axis: Optional[str] = typer.Option(None, "--axis",
+                                       help="Frontier over this task parameter (e.g. sort's length) instead of each "
+                                            "task's --max."),
 ) -> None:
     """Leaderboard over stored runs: per task, scale and configuration, across seeds.
 
@@ -89,7 +99,8 @@ def compare_command(
     for line in notes_text(notes):
         err.print(line)
     if board.empty:
-        filters = ", ".join(f"{k}={v}" for k, v in (("task", task), ("solver", solver), ("max", max_value), ("sweep", sweep))
+        filters = ", ".join(f"{k}={v}"
+                            for k, v in (("task", task), ("solver", solver), ("max", max_value), ("sweep", sweep))
                             if v is not None)
         message = f"no finished runs under {root}" + (f" match {filters}" if filters else "")
         if fmt == "table":
@@ -119,7 +130,8 @@ def compare_command(
         if not console.is_terminal:  # a file or a pipe has no width to respect: do not fold numbers
             console = Console(highlight=False, width=max(console.width, 180))
         console.print(table)
-        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate, run_ids, axis), min_rate, axis))
+        console.print(frontier_rich_table(frontier_board(root, task, canonical, min_rate, run_ids, axis), min_rate,
+                                          axis))
 
 
 def sweep_run_ids(root: Any, name: str) -> set[str]:
@@ -133,8 +145,10 @@ def frontier_rich_table(table: pd.DataFrame, min_rate: float, axis: str | None =
     """The frontier per task, solver and configuration as a rich table."""
     scale = f"value of {axis}" if axis else "scale"
     rich_table = Table(
-        title=f"frontier: largest {scale} up to which >= {min_rate:.0%} of seeds reach the target at every tested {scale}",
-        caption="success by scale: scale:k/n seeds reaching the target; auc: mean accuracy over log2(scale), normalised to [0, 1]; none: even the smallest scale fails",
+        title=f"frontier: largest {scale} up to which >= {min_rate:.0%} of seeds reach the target at every tested "
+              f"{scale}",
+        caption="success by scale: scale:k/n seeds reaching the target; auc: mean accuracy over log2(scale), "
+                "normalised to [0, 1]; none: even the smallest scale fails",
         box=box.SIMPLE_HEAD,
     )
     for header in ("task", "solver", "settings", "frontier", "largest tested", "success by scale", "AUC"):
@@ -148,7 +162,8 @@ def print_frontier_data(table: pd.DataFrame, fmt: str) -> None:
     """The frontier table as json, csv or markdown."""
     table = table[FRONTIER_COLUMNS]
     if fmt == "json":
-        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()} for row in table.to_dict("records")]
+        records = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+                   for row in table.to_dict("records")]
         print(json.dumps(records))
     elif fmt == "csv":
         print(table.to_csv(index=False), end="")

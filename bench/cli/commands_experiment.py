@@ -20,7 +20,8 @@ err_console = Console(stderr=True)
 def experiment(
     file: Path = typer.Argument(..., help="The experiment's sweep file (TOML under experiments/)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Cells at once (default: one per core)."),
-    report_only: bool = typer.Option(False, "--report-only", help="Do not train: rebuild the report from the runs finished so far."),
+    report_only: bool = typer.Option(False, "--report-only",
+                                     help="Do not train: rebuild the report from the runs finished so far."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the cells and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     results: Optional[str] = ResultsOption,
@@ -41,15 +42,17 @@ def experiment(
     plan.name = plan.name or file.stem
     root = results_root(results)
     swept = run_and_show(plan, root, jobs, "local", None, quiet, dry_run, train=not report_only,
-                         before_training=lambda label: check_writable(report_dir(root, label), "experiment report folder"))
+                         before_training=lambda label: check_writable(report_dir(root, label),
+                                                                      "experiment report folder"))
     if swept is None:
         return
     cells = swept.expansion.cells
     report = write_report(root, swept.name, plan.description, f"bench experiment {file.as_posix()}",
-                          {cell.run_id for cell in cells}, options["plots"], len(cells))
+                          {cell.run_id for cell in cells}, options["plots"], len(cells), options["per_seed"])
     print(report)
     if swept.stopped:
-        err_console.print("experiment interrupted; the report covers the finished runs; run the same command again to resume")
+        err_console.print("experiment interrupted; the report covers the finished runs; run the same command again to "
+                          "resume")
         raise typer.Exit(130)
     if swept.counts.get("failed"):
         raise typer.Exit(1)

@@ -14,24 +14,29 @@ from bench.errors import UserError, user_errors_exit
 from tasks import make_task, parse_assignments, task_names
 
 MAX_FLOOR_PROBLEMS = 100_000
+FLOORS_HELP = (
+    "Shortcut floors: what predictors that never solve the problem score on the test split.\n\n"
+    "Majority answer, majority per size bucket, and the task's surface rules (graph: isolated endpoint; sat: clause "
+    "and literal counts, a logistic regression on size statistics; sort: copy the input; add, multiadd: the sum "
+    "without the modulus; perm: the last element, the product of the last r; parity: the last r bits, the majority "
+    "bit; mult: no carries). graph and sat score the answer's kind (path / no path, SAT / UNSAT); the others the "
+    "whole answer. Read a solver's accuracy against the best floor.\n\n"
+    "Example: bench floors --task graph --max 16"
+)
 
 
-@app.command("floors")
+@app.command("floors", help=FLOORS_HELP)
 @user_errors_exit
 def floors_command(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (see `bench tasks`)."),
     max_value: Optional[int] = typer.Option(None, "--max", help="The task's scale; default: the task's own."),
     assignments: Optional[list[str]] = typer.Option(None, "--set", help="Parameter override key=value; repeatable."),
-    n: int = typer.Option(2000, "-n", "--n", help="Eval-split problems scored (as many train problems fit the predictors)."),
+    n: int = typer.Option(2000, "-n", "--n",
+                          help="Eval-split problems scored (as many train problems fit the predictors)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the problems drawn."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Shortcut floors: what predictors that never solve the problem score on the test split.
-
-    Majority answer, majority per size bucket, and the task's surface rules (graph: isolated endpoint; sat: clause and literal counts, a logistic regression on size statistics; sort: copy the input; add, multiadd: the sum without the modulus; perm: the last element, the product of the last r; parity: the last r bits, the majority bit; mult: no carries). graph and sat score the answer's kind (path / no path, SAT / UNSAT); the others the whole answer. Read a solver's accuracy against the best floor.
-
-    Example: bench floors --task graph --max 16
-    """
+    """Shortcut floors; the help text is FLOORS_HELP (one paragraph a line there: typer keeps line breaks)."""
     from bench.analysis.floors import measure_floors
 
     if task is None:

@@ -31,9 +31,12 @@ console = Console()
 def inspect(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     n: int = typer.Option(10, "-n", help="Held-out problems to show."),
-    thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Answer with this thought budget (default: the trained one)."),
+    thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k",
+                                           help="Answer with this thought budget (default: the trained one)."),
     wrong: bool = typer.Option(False, "--wrong", help="Show only problems the model gets wrong."),
-    code: bool = typer.Option(False, "--code", help="Thinkers: what each thought position encodes (lookup probes to the task's features, fitted on training problems, scored on held-out ones)."),
+    code: bool = typer.Option(False, "--code",
+                              help="Thinkers: what each thought position encodes (lookup probes to the task's "
+                                   "features, fitted on training problems, scored on held-out ones)."),
     results: Optional[str] = ResultsOption,
 ) -> None:
     """Show a run's held-out problems with its thoughts, the reference trace and the answer, right or wrong.
@@ -66,7 +69,8 @@ def inspect(
     state = restore_solver(solver, checkpoint)
 
     if thoughts is not None and solver.thought_budget() is None:
-        raise UserError(f"--thoughts {thoughts}: run {run_dir.run_id} is a {spec.solver} run, which does not think; leave --thoughts out")
+        raise UserError(f"--thoughts {thoughts}: run {run_dir.run_id} is a {spec.solver} run, which does not think; "
+                        "leave --thoughts out")
     held_out = held_out_problems(task, spec.train_config)
     # --wrong looks further into the held-out set for enough wrong answers.
     pool = held_out if wrong else held_out.take(slice(0, min(n, len(held_out))))
@@ -148,7 +152,8 @@ def print_code_probes(task: Any, solver: Any, held_out: Any, device: Any, though
     console.print(table)
     distinct = len(np.unique(test_thoughts, axis=0))
     answers = len(np.unique(held_out.answers, axis=0))
-    console.print(f"{distinct} distinct thought strings on the held-out problems, which have {answers} distinct answers")
+    console.print(
+        f"{distinct} distinct thought strings on the held-out problems, which have {answers} distinct answers")
 
 
 def render_thoughts(task: Any, row: np.ndarray | None, as_trace: bool) -> str:
@@ -171,7 +176,8 @@ def print_diagnostics(diagnostics: dict[str, Any], note: str) -> None:
             f"[bold]usefulness[/]: accuracy with its own thoughts {own} vs random thoughts {rand} "
             f"(difference {diagnostics['usefulness']}: {verdict})"
         )
-    per_position = {k: v for k, v in diagnostics.items() if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)}
+    per_position = {k: v for k, v in diagnostics.items()
+                    if isinstance(v, list) and v and all(isinstance(x, (int, float)) for x in v)}
     if per_position:
         table = Table(title=f"per position ({note})")
         table.add_column("position", justify="right")

@@ -27,7 +27,9 @@ def perf_looped_command(
     rounds: str = typer.Option("1,2,4,8", "--rounds", "-r", help="Iterations r to measure, comma-separated (1..16)."),
     task: str = typer.Option("multiadd", "--task", help="Task whose batch is used."),
     max_value: Optional[int] = typer.Option(100, "--max", help="The task's scale."),
-    assignments: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value; repeatable (default for multiadd: terms=4)."),
+    assignments: Optional[list[str]] = typer.Option(None, "--set",
+                                                    help="Task parameter key=value; repeatable (default for multiadd: "
+                                                         "terms=4)."),
     batch: int = typer.Option(256, "--batch", help="Problems per step."),
     repeats: int = typer.Option(5, "--repeats", help="Timed steps per solver and r (median reported)."),
     d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
@@ -54,7 +56,8 @@ def perf_looped_command(
     if not 1 <= batch <= 65536 or not 1 <= repeats <= 1000:
         raise UserError(f"--batch {batch} / --repeats {repeats}: valid: batch 1..65536, repeats 1..1000")
     if not 1 <= layers <= 16 or not 1 <= d_model <= 4096 or d_model % 4:
-        raise UserError(f"--layers {layers} / --d-model {d_model}: valid: layers 1..16, d_model 4..4096 divisible by 4 heads")
+        raise UserError(f"--layers {layers} / --d-model {d_model}: valid: layers 1..16, d_model 4..4096 divisible by 4 "
+                        "heads")
     params = parse_assignments(assignments)
     if task == "multiadd":
         params.setdefault("terms", "4")
@@ -64,11 +67,14 @@ def perf_looped_command(
     if fmt == "json":
         print(json.dumps(rows))
         return
-    table = Table(title=f"training step: looped (r x {layers} blocks, shared) vs gpt (r x {layers} blocks), batch {batch}, cpu")
-    for column in ("r", "blocks", "looped GFLOP", "gpt GFLOP", "FLOP ratio", "looped ms", "gpt ms", "time ratio", "params looped / gpt"):
+    table = Table(title=f"training step: looped (r x {layers} blocks, shared) vs gpt (r x {layers} blocks), batch "
+                        f"{batch}, cpu")
+    for column in ("r", "blocks", "looped GFLOP", "gpt GFLOP", "FLOP ratio", "looped ms", "gpt ms", "time ratio",
+                   "params looped / gpt"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(str(row["r"]), str(row["blocks"]), f"{row['looped_flops'] / 1e9:.2f}", f"{row['gpt_flops'] / 1e9:.2f}",
+        table.add_row(str(row["r"]), str(row["blocks"]), f"{row['looped_flops'] / 1e9:.2f}",
+                      f"{row['gpt_flops'] / 1e9:.2f}",
                       f"{row['flop_ratio']:.2f}x", f"{1000 * row['looped_s']:.0f}", f"{1000 * row['gpt_s']:.0f}",
                       f"{row['time_ratio']:.2f}x", f"{row['looped_params']:,} / {row['gpt_params']:,}")
     Console(highlight=False).print(table)
@@ -79,7 +85,9 @@ def perf_looped_command(
 def perf_baselines_command(
     task: str = typer.Option("multiadd", "--task", help="Task (with a reference trace: cot and aux need one)."),
     max_value: Optional[int] = typer.Option(100, "--max", help="The task's scale."),
-    assignments: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value; repeatable (default for multiadd: terms=4)."),
+    assignments: Optional[list[str]] = typer.Option(None, "--set",
+                                                    help="Task parameter key=value; repeatable (default for multiadd: "
+                                                         "terms=4)."),
     layers: int = typer.Option(2, "--layers", help="Transformer blocks (every solver)."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
@@ -102,7 +110,8 @@ def perf_baselines_command(
     if fmt == "json":
         print(json.dumps(rows))
         return
-    table = Table(title=f"one training step, FLOPs counted by torch: {task} max={max_value} {' '.join(f'{k}={v}' for k, v in params.items())}")
+    table = Table(title=f"one training step, FLOPs counted by torch: {task} max={max_value} "
+                        f"{' '.join(f'{k}={v}' for k, v in params.items())}")
     for column in ("solver", "batch", "GFLOP a step", "vs gpt"):
         table.add_column(column, justify="right" if column != "solver" else "left")
     for row in rows:

@@ -39,16 +39,19 @@ def perf_continuous_command(
     if fmt not in ("table", "json"):
         raise UserError(f"--format {fmt!r} is not valid; valid: table, json")
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
-        raise UserError(f"--device {device!r} is not available here; valid: cpu" + (", cuda" if torch.cuda.is_available() else ""))
+        raise UserError(f"--device {device!r} is not available here; valid: cpu"
+                        + (", cuda" if torch.cuda.is_available() else ""))
     if not 1 <= batch <= 65536 or not 1 <= repeats <= 1000:
         raise UserError("--batch must be in 1..65536 and --repeats in 1..1000")
     if threads is not None:
         torch.set_num_threads(threads)
-    rows = step_cost(budgets, batch=batch, d_model=d_model, layers=layers, heads=4, repeats=repeats, device=device, cached=not uncached)
+    rows = step_cost(budgets, batch=batch, d_model=d_model, layers=layers, heads=4, repeats=repeats, device=device,
+                     cached=not uncached)
     if fmt == "json":
         print(json.dumps(rows))
         return
-    table = Table(title=f"training step: continuous vs gpt, same positions, batch {batch}, {device}, median of {repeats}")
+    table = Table(title=f"training step: continuous vs gpt, same positions, batch {batch}, {device}, median of "
+                        f"{repeats}")
     for column in ("K", "positions", "continuous ms", "gpt ms", "ratio"):
         table.add_column(column, justify="right")
     for row in rows:

@@ -32,7 +32,8 @@ def parse_scales(text: str | None) -> list[int] | None:
         try:
             values.append(int(part.strip()))
         except ValueError:
-            raise UserError(f"--scales entry {part.strip()!r} is not an integer; valid: comma-separated integers such as 4,8,16") from None
+            raise UserError(f"--scales entry {part.strip()!r} is not an integer; valid: comma-separated integers such "
+                            "as 4,8,16") from None
     return values or None
 
 
@@ -43,9 +44,11 @@ def perf_data_command(
     seconds: float = typer.Option(1.0, "--seconds", help="Measuring time per task and scale."),
     batch: int = typer.Option(256, "--batch", help="Problems per sample() call, as in a training step."),
     scales: Optional[str] = typer.Option(
-        None, "--scales", help="Scales (--max values) to measure instead of the default and a large one, comma-separated: 4,8,16,32."
+        None, "--scales",
+        help="Scales (--max values) to measure instead of the default and a large one, comma-separated: 4,8,16,32."
     ),
-    assignments: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value for every task measured; repeatable."),
+    assignments: Optional[list[str]] = typer.Option(
+        None, "--set", help="Task parameter key=value for every task measured; repeatable."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
     """Measure data generation: problems per second and tokens per problem, per task, at default and

@@ -18,24 +18,35 @@ DEFAULT_SOLVERS = "think_fixed_blind_super_clean"
 @perf_app.command("think")
 @user_errors_exit
 def perf_think_command(
-    solver: str = typer.Option(DEFAULT_SOLVERS, "--solver", help="Thinkers to time, comma-separated (any think_* names)."),
+    solver: str = typer.Option(DEFAULT_SOLVERS, "--solver",
+                               help="Thinkers to time, comma-separated (any think_* names)."),
     task: str = typer.Option("add", "--task", help="Task whose batches and defaults are used."),
     max_value: Optional[int] = typer.Option(100, "--max", help="The task's scale."),
-    thoughts: Optional[str] = typer.Option(None, "--thoughts", help="Thought budgets K, comma-separated (default: the solver's for the task)."),
-    group: Optional[int] = typer.Option(None, "--group", help="Rollouts per question G (default: the solver's for the task)."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Problems per step B (default: the solver's for the task, as bench run)."),
-    credit: Optional[str] = typer.Option(None, "--credit", help="Clean reward's credit: position (default), truncate or sequence (see bench solvers)."),
+    thoughts: Optional[str] = typer.Option(None, "--thoughts",
+                                           help="Thought budgets K, comma-separated (default: the solver's for the "
+                                                "task)."),
+    group: Optional[int] = typer.Option(None, "--group",
+                                        help="Rollouts per question G (default: the solver's for the task)."),
+    batch: Optional[int] = typer.Option(None, "--batch",
+                                        help="Problems per step B (default: the solver's for the task, as bench run)."),
+    credit: Optional[str] = typer.Option(None, "--credit",
+                                         help="Clean reward's credit: position (default), truncate or sequence (see "
+                                              "bench solvers)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (bf16 autocast on CUDA, as bench run)."),
     rounds: int = typer.Option(3, "--rounds", help="Interleaved timing rounds; the best round counts."),
     steps: int = typer.Option(2, "--steps", help="Timed steps per side per round."),
     d_model: int = typer.Option(128, "--d-model", help="Transformer width."),
     layers: int = typer.Option(2, "--layers", help="Transformer blocks."),
-    profile: bool = typer.Option(False, "--profile", help="Also print a torch.profiler summary of the thinker's steps."),
+    profile: bool = typer.Option(False, "--profile",
+                                 help="Also print a torch.profiler summary of the thinker's steps."),
     fmt: str = typer.Option("table", "--format", help="table or json."),
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Also time the thinker under --precision bf16 (ratio and roofline)."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16",
+                              help="Also time the thinker under --precision bf16 (ratio and roofline)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: torch's own choice)."),
-    estimator: Optional[str] = typer.Option(None, "--estimator", help="The thinker's estimator, e.g. imitate (default: the solver's)."),
-    settings: Optional[list[str]] = typer.Option(None, "--set", help="A task parameter, name=value (repeatable), e.g. terms=4."),
+    estimator: Optional[str] = typer.Option(None, "--estimator",
+                                            help="The thinker's estimator, e.g. imitate (default: the solver's)."),
+    settings: Optional[list[str]] = typer.Option(None, "--set",
+                                                 help="A task parameter, name=value (repeatable), e.g. terms=4."),
 ) -> None:
     """Time a thinker's whole training step (B x G rollouts, rewards, both losses, the update) at the
     solver's default K, G and batch for the task.
@@ -75,25 +86,31 @@ def perf_think_command(
 
     task_params = parse_assignments(settings)  # text: make_task types each value
     rows = [
-        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile, credit, bf16,
+        think_step_cost(name, task, max_value, k, group, batch, rounds, steps, d_model, layers, device, profile, credit,
+                        bf16,
                         estimator, task_params)
         for name in names for k in budgets
     ]
     if fmt == "json":
         print(json.dumps([{k: v for k, v in row.items() if k != "profile"} for row in rows]))
         return
-    table = Table(title=f"thinker step vs gpt step on the same positions (B x G rows), {task} max {max_value}, {device}")
+    table = (Table(title=f"thinker step vs gpt step on the same positions (B x G rows), {task} max {max_value}, "
+                         f"{device}"))
     for column in ("solver", "credit", "K", "G", "B", "think ms", "gpt BxG ms", "ratio", "gpt B ms", "vs gpt B"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["solver"], str(row["credit"]), str(row["thoughts"]), str(row["group"]), str(row["batch"]), f"{row['think_ms']:.1f}",
-                      f"{row['gpt_same_positions_ms']:.1f}", f"{row['ratio']:.2f}", f"{row['gpt_ms']:.1f}", f"{row['ratio_to_gpt_batch']:.1f}")
+        table.add_row(row["solver"], str(row["credit"]), str(row["thoughts"]), str(row["group"]), str(row["batch"]),
+                      f"{row['think_ms']:.1f}",
+                      f"{row['gpt_same_positions_ms']:.1f}", f"{row['ratio']:.2f}", f"{row['gpt_ms']:.1f}",
+                      f"{row['ratio_to_gpt_batch']:.1f}")
     console = Console(highlight=False)
     console.print(table)
     for row in rows if bf16 else []:
         share = row["roofline_share"]
-        console.print(f"{row['solver']} K={row['thoughts']}: bf16 step {row['think_bf16_ms']:.1f} ms, [bold]{row['bf16_ratio']:.2f}x[/] "
-                      f"the fp32 step; roofline ({row['gflop_per_step']:.2f} GFLOP a step): fp32 {100 * share['fp32']:.0f}%, "
+        console.print(f"{row['solver']} K={row['thoughts']}: bf16 step {row['think_bf16_ms']:.1f} ms, "
+                      f"[bold]{row['bf16_ratio']:.2f}x[/] "
+                      f"the fp32 step; roofline ({row['gflop_per_step']:.2f} GFLOP a step): fp32 "
+                      f"{100 * share['fp32']:.0f}%, "
                       f"bf16 {100 * share['bf16']:.0f}% of this CPU's measured matmul peak")
     for row in rows:
         if row["profile"]:

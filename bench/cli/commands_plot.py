@@ -15,14 +15,20 @@ from bench.errors import UserError, user_errors_exit
 @app.command()
 @user_errors_exit
 def plot(
-    run_ids: Optional[list[str]] = typer.Argument(None, help="Runs to plot (ids or unique prefixes); default: all finished runs."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Plot the cells of this sweep (its name under results/sweeps/)."),
+    run_ids: Optional[list[str]] = typer.Argument(None,
+                                                  help="Runs to plot (ids or unique prefixes); default: all finished "
+                                                       "runs."),
+    sweep: Optional[str] = typer.Option(None, "--sweep",
+                                        help="Plot the cells of this sweep (its name under results/sweeps/)."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Only this task."),
     solver: Optional[str] = typer.Option(None, "--solver", "-s", help="Only these solvers, comma-separated."),
-    kind: str = typer.Option("scale,budget,curves", "--kind", help="Which figures, comma-separated: scale, budget, curves."),
+    kind: str = typer.Option("scale,budget,curves", "--kind",
+                             help="Which figures, comma-separated: scale, budget, curves."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNGs (default: RESULTS/plots)."),
     results: Optional[str] = ResultsOption,
-    axis: Optional[str] = typer.Option(None, "--axis", help="Scale axis: this task parameter (e.g. sort's length) instead of each task's --max."),
+    axis: Optional[str] = typer.Option(None, "--axis",
+                                       help="Scale axis: this task parameter (e.g. sort's length) instead of each "
+                                            "task's --max."),
 ) -> None:
     """Write PNG figures of finished runs under results/plots/ and print each file's path.
 
@@ -59,7 +65,8 @@ def plot(
         runs = runs[runs["solver"].isin(names)]
     if runs.empty:
         where = f"sweep {sweep}" if sweep else (f"runs {', '.join(sorted(wanted))}" if wanted else str(root))
-        raise UserError(f"no finished runs to plot in {where}" + (f" for task {task}" if task else "") + (f" and solver {solver}" if solver else ""))
+        raise UserError(f"no finished runs to plot in {where}" + (f" for task {task}" if task else "")
+                        + (f" and solver {solver}" if solver else ""))
     if axis is not None and (axis not in runs or runs[axis].isna().all()):
         raise UserError(f"no finished run to plot has a task parameter {axis!r}")
     paths = make_plots(runs, root, out_dir, kinds, prefix, axis)

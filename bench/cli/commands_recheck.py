@@ -48,21 +48,23 @@ def recheck_run(root: Path, run_id: str, keep: bool = False, notify: Any = None)
     run_dir = find_run(root, run_id)
     status = run_dir.status()
     if status.get("state") != "finished":
-        raise UserError(f"run {run_dir.run_id} has not finished (state: {status.get('state')}); there is no result to recheck")
+        raise UserError(f"run {run_dir.run_id} has not finished (state: {status.get('state')}); there is no result to "
+                        "recheck")
     spec = RunSpec.from_json(run_dir.read("spec.json"))
     if spec.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
-            raise UserError(f"run {run_dir.run_id} was trained on cuda; rechecking it needs a CUDA GPU (its float path), and none is here")
+            raise UserError(f"run {run_dir.run_id} was trained on cuda; rechecking it needs a CUDA GPU (its float "
+                            "path), and none is here")
     scratch = Path(tempfile.mkdtemp(prefix="thinkbench-recheck-"))
     keep_scratch = False  # only a kept retrain that differs from the record outlives this call
     try:
         if spec.init:  # a warm start needs its source's checkpoint beside it
             source = find_run(root, spec.init)
             if not source.file("checkpoint.pt").exists():
-                raise UserError(f"run {run_dir.run_id} was warm-started from run {source.run_id}, whose checkpoint.pt is not in its record; "
-                                f"recheck {source.run_id} with --keep first")
+                raise UserError(f"run {run_dir.run_id} was warm-started from run {source.run_id}, whose checkpoint.pt "
+                                f"is not in its record; recheck {source.run_id} with --keep first")
             shutil.copytree(source.path, scratch / "runs" / source.run_id)
         fresh_dir, fresh_status, _ = start_run(spec, scratch, notify=notify)
         recorded_curve, fresh_curve = run_dir.read("curve.json", []), fresh_dir.read("curve.json", [])
@@ -71,14 +73,17 @@ def recheck_run(root: Path, run_id: str, keep: bool = False, notify: Any = None)
             "recorded_accuracy": status.get("accuracy"),
             "accuracy": fresh_status.get("accuracy"),
             "curve": curve_difference(recorded_curve, fresh_curve),
-            "float_path": float_path_differences(run_dir.read("environment.json", {}) or {}, fresh_dir.read("environment.json", {}) or {}),
+            "float_path": float_path_differences(run_dir.read("environment.json", {}) or {},
+                                                 fresh_dir.read("environment.json", {}) or {}),
             "steps": (status.get("step"), fresh_status.get("step")),
         }
         recorded_answers, fresh_answers = run_dir.read("answers.json"), fresh_dir.read("answers.json")
-        if recorded_answers is not None and fresh_answers is not None and recorded_answers["problems_sha256"] == fresh_answers["problems_sha256"]:
+        if (recorded_answers is not None and fresh_answers is not None
+                and recorded_answers["problems_sha256"] == fresh_answers["problems_sha256"]):
             a = [int(c) for c in recorded_answers["correct"]]
             b = [int(c) for c in fresh_answers["correct"]]
-            result["answers_differ"] = sum(x != y for x, y in zip(recorded_answers["answers"], fresh_answers["answers"]))
+            result["answers_differ"] = sum(x != y
+                                           for x, y in zip(recorded_answers["answers"], fresh_answers["answers"]))
             result["answers_n"] = len(a)
             result["paired_p"] = paired_permutation_test(a, b)
         else:
@@ -100,7 +105,8 @@ def recheck_run(root: Path, run_id: str, keep: bool = False, notify: Any = None)
 def verdict_lines(result: dict[str, Any]) -> list[str]:
     lines = []
     if result["exact"]:
-        what = "curve, steps, accuracy" + (f" and all {result['answers_n']} answers" if result.get("answers_differ") == 0 else "")
+        what = "curve, steps, accuracy" + (f" and all {result['answers_n']} answers"
+                                           if result.get("answers_differ") == 0 else "")
         lines.append(f"run {result['run_id']}: reproduced bit for bit ({what}); accuracy {result['accuracy']:.4f}")
     else:
         lines.append(f"run {result['run_id']}: NOT bit-identical; accuracy {result['accuracy']:.4f} vs recorded "
@@ -112,12 +118,13 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
             lines.append(f"answers differ on {result['answers_differ']} of {result['answers_n']} test problems; "
                          f"paired permutation test on right/wrong: p = {result['paired_p']:.4g}")
     if result["float_path"]:
-        lines.append("floating-point path differs from the record's (then only agreement in distribution over seeds is expected): "
-                     + "; ".join(result["float_path"]))
+        lines.append("floating-point path differs from the record's (then only agreement in distribution over seeds is "
+                     "expected): " + "; ".join(result["float_path"]))
     else:
         lines.append("floating-point path: the same facts as the record's environment.json (where the record has them)")
     if result.get("kept"):
-        lines.append(f"kept: {result['kept']}" + ("" if result["exact"] else " (the retrained run, which differs from the record)"))
+        lines.append(f"kept: {result['kept']}"
+                     + ("" if result["exact"] else " (the retrained run, which differs from the record)"))
     return lines
 
 
@@ -125,7 +132,9 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
 @user_errors_exit
 def recheck(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix) of a finished run or committed run record."),
-    keep: bool = typer.Option(False, "--keep", help="Keep the retrained checkpoint: copied into the record when it reproduces exactly, else the retrained folder is kept and named."),
+    keep: bool = typer.Option(False, "--keep",
+                              help="Keep the retrained checkpoint: copied into the record when it reproduces exactly, "
+                                   "else the retrained folder is kept and named."),
     results: Optional[str] = ResultsOption,
 ) -> None:
     """Retrain a run from its record in a temporary folder and report whether it matches exactly, or

@@ -15,8 +15,17 @@ from bench.cli import app
 from bench.cli.options import ResultsOption
 from bench.errors import UserError, user_errors_exit
 from bench.run.records import shown_state
-from bench.config import command_options, configs_from, parse_run_option, run_option_types, run_options
-from bench.run.store import RunDir, RunLock, RunLocked, check_writable, find_run, load_checkpoint, readable_root, results_root
+from bench.config import SOLVER_FLAGS, command_options, configs_from, parse_run_option, run_option_types, run_options
+from bench.run.store import (
+    RunDir,
+    RunLock,
+    RunLocked,
+    check_writable,
+    find_run,
+    load_checkpoint,
+    readable_root,
+    results_root,
+)
 from tasks.registry import parse_assignments
 
 console = Console()
@@ -75,10 +84,12 @@ def train_progress(total: int, quiet: bool) -> tuple[Progress | None, Any]:
 
 
 # `bench run`'s run options: every field of bench/config.py's dataclasses but monitor_size (it
-# follows --eval-size); flags, types, defaults and help come from the fields.
-RUN_FLAGS = [name for name in run_options() if name != "monitor_size"]
+# follows --eval-size), then the solver flags (--thoughts, --estimator, ...: bench.config.SOLVER_FLAGS,
+# from the solvers' Options); flags, types, defaults and help come from the fields.
+RUN_FLAGS = [name for name in run_options() if name != "monitor_size"] + list(SOLVER_FLAGS)
 RUN_FLAG_OVERRIDES = {
-    "batch": {"default": None, "help": "Problems per step (default: the solver's for the task; 256 except thinkers on long rollouts, see `bench solvers`)."},
+    "batch": {"default": None, "help": "Problems per step (default: the solver's for the task; 256 except "
+              "thinkers on long rollouts, see `bench solvers`)."},
 }
 
 
@@ -86,19 +97,31 @@ RUN_FLAG_OVERRIDES = {
 @user_errors_exit
 @command_options(RUN_FLAGS, RUN_FLAG_OVERRIDES)
 def run(
-    set_params: Optional[list[str]] = typer.Option(None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."),
-    thoughts: Optional[int] = typer.Option(None, "--thoughts", "-k", help="Thought budget K (thinkers, pause, continuous)."),
-    estimator: Optional[str] = typer.Option(None, help="Thinkers: reinforce, gumbel, straight (straight-through argmax, without super) or imitate (cross-entropy on the reference trace, with super)."),
-    baseline: Optional[str] = typer.Option(None, help="Thinkers: batch, group, loo, reference or value."),
-    group: Optional[int] = typer.Option(None, help="Thinkers: rollouts per question G."),
-    reward: Optional[str] = typer.Option(None, help="Thinkers: auto (prob under super, clean with clean, else logprob), prob, logprob, correct or clean."),
-    epsilon: Optional[float] = typer.Option(None, help="Thinkers: epsilon-greedy exploration rate."),
-    think_layer: Optional[int] = typer.Option(None, "--think-layer", help="Continuous: layer whose hidden state is fed back."),
-    opt: Optional[list[str]] = typer.Option(None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."),
-    force: bool = typer.Option(False, help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete)."),
-    wait: bool = typer.Option(False, "--wait", help="If another process is training this exact spec, wait for it instead of stopping (exit 2)."),
+    set_params: Optional[list[str]] = typer.Option(
+        None, "--set", help="Task parameter key=value (repeatable), e.g. --set terms=6."
+    ),
+    opt: Optional[list[str]] = typer.Option(
+        None, "--opt", help="Any other solver option key=value (repeatable); see `bench solvers`."
+    ),
+    force: bool = typer.Option(
+        False,
+        help="Retrain even if this exact spec has finished (the stored result stays until the new one is complete).",
+    ),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="If another process is training this exact spec, wait for it instead of stopping (exit 2).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    log: Optional[str] = typer.Option(None, "--log", envvar="THINKBENCH_LOG", help="Also log the training curves to: tensorboard (events in RUN/tensorboard/, `tensorboard --logdir results/runs`; needs the tensorboard extra) and/or wandb (Weights & Biases: the spec as config, the run id as name, curves and the final evaluation; WANDB_MODE=offline works without an account; needs the wandb extra), comma-separated. Sweeps and experiments: set $THINKBENCH_LOG."),
+    log: Optional[str] = typer.Option(
+        None,
+        "--log",
+        envvar="THINKBENCH_LOG",
+        help="Also log the training curves to: tensorboard (events in RUN/tensorboard/, `tensorboard --logdir "
+        "results/runs`; needs the tensorboard extra) and/or wandb (Weights & Biases: the spec as config, the run id "
+        "as name, curves and the final evaluation; WANDB_MODE=offline works without an account; needs the wandb "
+        "extra), comma-separated. Sweeps and experiments: set $THINKBENCH_LOG.",
+    ),
     results: Optional[str] = ResultsOption,
     **config: Any,
 ) -> None:
@@ -107,35 +130,36 @@ def run(
     Example: bench run --task add --solver gpt --max 100
     """
     from bench.run.listeners import loggers
-    from bench.run.train import RunInterrupted, build_spec, start_run
+    from bench.run.train import RunInterrupted, resolve_run, start_run
 
     listeners = loggers(log)  # an unknown logger or a missing extra: one line before anything else
     root = results_root(results)
-    solver_options = collect_solver_options(
-        {"thoughts": thoughts, "estimator": estimator, "baseline": baseline, "group": group, "reward": reward,
-         "epsilon": epsilon, "think_layer": think_layer},
-        opt,
-    )
-    batch_given = config["batch"] is not None
+    # The solver flags and --opt: option values for the solver (typed here by typer, or text that
+    # resolve_run parses); everything else: the run options of bench/config.py's dataclasses.
+    solver_options = collect_solver_options({name: config.pop(name) for name in SOLVER_FLAGS}, opt)
     types = run_option_types()
-    values = {name: parse_run_option(f"--{name.replace('_', '-')}", value, types[name]) for name, value in config.items() if value is not None}
-    values.setdefault("batch", 0)  # 0 = the solver's default for the task (build_spec)
+    values = {name: parse_run_option(f"--{name.replace('_', '-')}", value, types[name])
+              for name, value in config.items() if value is not None}
+    values.setdefault("batch", 0)  # 0 = the solver's default for the task (resolve_run)
     choice, train, model, optim = configs_from(values)
     init_id = check_init_source(root, choice["init"]) if choice.get("init") else None
     steps = train.steps
-    spec = build_spec(choice["task"], choice.get("max"), parse_assignments(set_params), choice["solver"], solver_options,
-                      model, optim, train, choice["device"], init_id)
+    # Task, solver and options are resolved once, here, and handed on: training builds no second task.
+    resolved = resolve_run(choice["task"], choice.get("max"), parse_assignments(set_params), choice["solver"],
+                           solver_options, model, optim, train, choice["device"], init_id)
+    spec = resolved.spec
     stored = RunDir(root, spec.run_id)
     check_stored_files(stored, force)
     if stored.exists() and (force or stored.status().get("state") != "finished"):  # it will be written
         check_writable(stored.path, "run folder")
     holder = None if wait else RunLock(root, spec.run_id).held_by()
     if holder:  # refused before any other output; start_run takes the lock for real
-        raise RunLocked(f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process")
+        raise RunLocked(
+            f"run {spec.run_id} is being trained by {holder}; wait for it with --wait, or stop that process"
+        )
     err_console.print(f"run [bold]{spec.run_id}[/]: {spec.solver} on {spec.task} {spec.task_params} ({spec.device})")
-    note = defaults_note(spec, not batch_given, solver_options)
-    if note:
-        err_console.print(f"[dim]defaults: {note}[/]")
+    if resolved.batch_note:
+        err_console.print(f"[dim]defaults: {resolved.batch_note}[/]")
     progress, bar = train_progress(steps, quiet)
     last: dict[str, Any] = {"time": None, "step": 0, "shown": False}
 
@@ -155,12 +179,19 @@ def run(
         eta = f"{int((steps - step) / rate) // 60}:{int((steps - step) / rate) % 60:02d}" if rate > 0 else "-"
         accuracy = metrics.get("accuracy")
         assert progress is not None
-        progress.update(bar, completed=step, loss=f"{metrics.get('loss', float('nan')):.3f}",
-                        acc="-" if accuracy is None else f"{accuracy:.3f}", rate="-" if rate == 0 else f"{rate:.1f}", eta=eta)
+        progress.update(
+            bar,
+            completed=step,
+            loss=f"{metrics.get('loss', float('nan')):.3f}",
+            acc="-" if accuracy is None else f"{accuracy:.3f}",
+            rate="-" if rate == 0 else f"{rate:.1f}",
+            eta=eta,
+        )
 
     try:
-        run_dir, status, cached = start_run(spec, root, force, on_progress if progress is not None else None,
-                                             wait=wait, notify=lambda line: err_console.print(line), listeners=listeners)
+        run_dir, status, cached = start_run(spec, root, force, on_progress if progress is not None else None, wait=wait,
+                                             notify=lambda line: err_console.print(line), listeners=listeners,
+                                             resolved=resolved)
     except RunInterrupted as stop:
         err_console.print(str(stop))
         raise typer.Exit(130) from None
@@ -168,26 +199,8 @@ def run(
         if last["shown"] and progress is not None:
             progress.stop()
     if cached:
-        err_console.print(f"already finished: showing the stored result (use --force to retrain)")
+        err_console.print("already finished: showing the stored result (use --force to retrain)")
     show_run(run_dir.run_id, root)
-
-
-def defaults_note(spec: Any, batch_defaulted: bool, typed: dict[str, Any]) -> str:
-    """Which per-task step defaults a run uses and why (thinkers: K, G, batch), or ''. typed: the
-    solver options the user gave (the spec has every option written out)."""
-    from bench.run.build import default_batch
-    from bench.config import parse_options
-    from solvers.base import TaskShape, make_options, resolve_solver
-    from tasks.registry import make_task
-
-    shape = TaskShape.of(make_task(spec.task, overrides=spec.task_params))
-    cls, canonical, flags = resolve_solver(spec.solver)
-    options = make_options(cls, canonical, flags, parse_options(cls.Options, typed))  # as given: G unresolved
-    if cls.default_batch(shape, options) is None:
-        return ""
-    _, why = default_batch(cls, shape, options)
-    given = "" if batch_defaulted else f" (batch {spec.train.batch} given)"
-    return f"batch {spec.train.batch}{given}; {why}"
 
 
 def show_run(run_id: str, root: Any) -> None:
@@ -201,8 +214,11 @@ def show_run(run_id: str, root: Any) -> None:
     header.add_row("task", f"{spec['task']} {spec['task_params']}")
     header.add_row("solver", f"{spec['solver']} {spec['solver_options'] or ''}")
     header.add_row("model", f"{spec['model']}")
-    header.add_row("train", f"steps {spec['train']['steps']}, batch {spec['train']['batch']}, lr {spec['optim']['lr']}, "
-                   f"wd {spec['optim']['weight_decay']}, seed {spec['train']['seed']}, device {spec['device']}")
+    header.add_row(
+        "train",
+        f"steps {spec['train']['steps']}, batch {spec['train']['batch']}, lr {spec['optim']['lr']}, "
+        f"wd {spec['optim']['weight_decay']}, seed {spec['train']['seed']}, device {spec['device']}",
+    )
     state = shown_state(status)
     if state == "stale":
         state = f"stale (was running as pid {status['pid']}, now gone; run it again to resume)"
@@ -212,11 +228,22 @@ def show_run(run_id: str, root: Any) -> None:
     if status.get("parameters"):
         header.add_row("parameters", f"{status['parameters']:,}")
     if status.get("flops_per_step"):
-        header.add_row("compute", f"{status['flops_per_step']:.3g} FLOPs per step, {status['flops_per_step'] * status.get('step', 0):.3g} in training")
+        header.add_row(
+            "compute",
+            f"{status['flops_per_step']:.3g} FLOPs per step, "
+            f"{status['flops_per_step'] * status.get('step', 0):.3g} in training",
+        )
     if status.get("steps_to_target"):
-        header.add_row("monitor", f"early stop: monitor accuracy reached {spec['train']['target']} at step {status['steps_to_target']}")
+        header.add_row(
+            "monitor",
+            f"early stop: monitor accuracy reached {spec['train']['target']} at step {status['steps_to_target']}",
+        )
     if status.get("monitor_accuracy") is not None:
-        header.add_row("monitor accuracy", f"{status['monitor_accuracy']:.4f} on {status.get('monitor_n', '?')} distinct monitor problems (model selection only)")
+        header.add_row(
+            "monitor accuracy",
+            f"{status['monitor_accuracy']:.4f} on {status.get('monitor_n', '?')} distinct monitor problems "
+            "(model selection only)",
+        )
     console.print(header)
     if curve:
         points = curve if len(curve) <= 6 else [curve[i * (len(curve) - 1) // 5] for i in range(6)]
@@ -224,7 +251,12 @@ def show_run(run_id: str, root: Any) -> None:
         for column in ("step", "loss", "accuracy", "elapsed s"):
             table.add_column(column, justify="right")
         for row in points:
-            table.add_row(str(row["step"]), f"{row['loss'] if row.get('loss') is not None else float('nan'):.4f}", f"{row['accuracy']:.3f}", f"{row['elapsed']:.1f}")
+            table.add_row(
+                str(row["step"]),
+                f"{row['loss'] if row.get('loss') is not None else float('nan'):.4f}",
+                f"{row['accuracy']:.3f}",
+                f"{row['elapsed']:.1f}",
+            )
         console.print(table)
     if evaluation:
         print_evaluation(evaluation)
@@ -253,7 +285,9 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
         for column in (key, "n", "accuracy", "95% CI"):
             table.add_column(column, justify="right")
         for row in rows:
-            table.add_row(str(row["bucket"]), str(row["n"]), f"{row['accuracy']:.3f}", f"{row['low']:.3f}-{row['high']:.3f}")
+            table.add_row(
+                str(row["bucket"]), str(row["n"]), f"{row['accuracy']:.3f}", f"{row['low']:.3f}-{row['high']:.3f}"
+            )
         console.print(table)
     if evaluation.get("budgets"):
         table = Table(title="accuracy by thought budget")
@@ -261,7 +295,9 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
             table.add_column(column, justify="right")
         for entry in evaluation["budgets"]:
             o = entry["overall"]
-            table.add_row(str(entry["thoughts"]), str(o["n"]), f"{o['accuracy']:.3f}", f"{o['low']:.3f}-{o['high']:.3f}")
+            table.add_row(
+                str(entry["thoughts"]), str(o["n"]), f"{o['accuracy']:.3f}", f"{o['low']:.3f}-{o['high']:.3f}"
+            )
         console.print(table)
     for key, value in (evaluation.get("diagnostics") or {}).items():
         console.print(f"{key}: {value}")
@@ -272,7 +308,11 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     results: Optional[str] = ResultsOption,
-    errors: bool = typer.Option(False, "--errors", help="List the test problems it answered wrong, with the reference (from answers.json; no checkpoint needed)."),
+    errors: bool = typer.Option(
+        False,
+        "--errors",
+        help="List the test problems it answered wrong, with the reference (from answers.json; no checkpoint needed).",
+    ),
     limit: int = typer.Option(20, "--limit", help="--errors: list at most this many (0: all)."),
 ) -> None:
     """Print a stored run: spec, training curve summary, evaluation by size and depth."""
@@ -292,12 +332,20 @@ def show_errors(run_id: str, root: Any, limit: int) -> None:
 
     run_dir = find_run(root, run_id)
     rows, n = wrong_answers(run_dir)
-    console.print(f"run {run_dir.run_id}: {len(rows)} of {n} test problems answered wrong" + (f" (first {limit})" if limit and len(rows) > limit else ""))
+    console.print(
+        f"run {run_dir.run_id}: {len(rows)} of {n} test problems answered wrong"
+        + (f" (first {limit})" if limit and len(rows) > limit else "")
+    )
     table = Table()
     for column in ("#", "problem", "answer", "reference"):
         table.add_column(column, overflow="fold")
     for row in rows[: limit or None]:
-        table.add_row(str(row["index"]), escape(brief(row["problem"])), escape(brief(row["answer"], 40)), escape(brief(row["reference"], 40)))
+        table.add_row(
+            str(row["index"]),
+            escape(brief(row["problem"])),
+            escape(brief(row["answer"], 40)),
+            escape(brief(row["reference"], 40)),
+        )
     if rows:
         console.print(table)
 
@@ -307,8 +355,10 @@ def show_errors(run_id: str, root: Any, limit: int) -> None:
 def solvers() -> None:
     """List the solver families, how their names compose, and their options with defaults."""
     from solvers.base import solver_families
+    from solvers.options import BUDGET_HELP, budget_range
 
-    table = Table(title="solvers")
+    # The thought budget is one option of every solver that thinks: its doc once, its range per solver.
+    table = Table(title="solvers", caption=f"--thoughts: {BUDGET_HELP}", caption_justify="left")
     for column in ("names", "what", "options (default)"):
         table.add_column(column)
     for family in solver_families():
@@ -320,6 +370,8 @@ def solvers() -> None:
                 continue
             shown = field.default if field.default is not dataclasses.MISSING else "required"
             shown = family.cls.Options.AUTO.get(field.name, shown)  # defaults chosen per task
+            if field.name == "thoughts" and budget_range(family.cls.Options):
+                shown = "{}; {}..{}".format(shown, *budget_range(family.cls.Options))
             options.append(f"--{field.name.replace('_', '-')} ({shown})")
         table.add_row("\n".join(family.examples), family.summary, "\n".join(options) or "-")
     console.print(table)

@@ -230,9 +230,13 @@ def sample_command(
         None, "--set", help="Parameter override key=value; repeatable."
     ),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same problems."),
-    split: str = typer.Option("train", "--split", help="train, monitor or test (disjoint problem sets; eval is the old name of test)."),
-    fmt: str = typer.Option("text", "--format", help="text (for people), jsonl (for programs) or hf (a Hugging Face `datasets` folder with the train, monitor and test splits, -n each; needs --out DIR and the hf extra)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file instead of stdout (--format hf: this folder)."),
+    split: str = typer.Option("train", "--split",
+                              help="train, monitor or test (disjoint problem sets; eval is the old name of test)."),
+    fmt: str = typer.Option("text", "--format",
+                            help="text (for people), jsonl (for programs) or hf (a Hugging Face `datasets` folder with "
+                                 "the train, monitor and test splits, -n each; needs --out DIR and the hf extra)."),
+    out: Optional[Path] = typer.Option(None, "--out",
+                                       help="Write to this file instead of stdout (--format hf: this folder)."),
 ) -> None:
     """Draw problems of a task and show them with answers and reference traces."""
     if task is None:
@@ -278,7 +282,8 @@ def verify_command(
     file: Optional[str] = typer.Argument(None, help="JSONL file of problems with answers, or - for stdin."),
     fmt: str = typer.Option("table", "--format", help="table (for people) or json (one object, for programs)."),
     time_limit: float = typer.Option(
-        DEFAULT_TIME_LIMIT, "--time-limit", help="Seconds per line (a sat UNSAT claim is a proof search); lines that hit it are unverified, never right."
+        DEFAULT_TIME_LIMIT, "--time-limit",
+        help="Seconds per line (a sat UNSAT claim is a proof search); lines that hit it are unverified, never right."
     ),
 ) -> None:
     """Check each line's answer with its task's verifier and print accuracy per task.
@@ -306,7 +311,8 @@ def verify_command(
     if not scores:
         fail(f"no valid problem line in {shown} ({len(bad)} malformed)" if bad else f"{shown} has no problem lines")
 
-    total = TaskScore(*(sum(getattr(s, key) for s in scores.values()) for key in ("n", "correct", "unanswered", "unverified")))
+    total = TaskScore(*(sum(getattr(s, key) for s in scores.values())
+                        for key in ("n", "correct", "unanswered", "unverified")))
     if fmt == "json":
         summary = {
             "file": shown,

@@ -39,13 +39,15 @@ def _number(value: Any, fmt: str) -> str:
 
 def tune_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
-    for column in ("solver", "scale", "selected", "monitor", "test (95% CI)", "ok", "train s", "search s", "GFLOP/step"):
+    for column in ("solver", "scale", "selected", "monitor", "test (95% CI)", "ok", "train s", "search s",
+                   "GFLOP/step"):
         table.add_column(column, justify="left" if column in ("solver", "selected") else "right")
     for r in rows:
         table.add_row(
             r["solver"], str(r["scale"]), " ".join(f"{k}={v}" for k, v in r["selected"].items()),
             _number(r["monitor_accuracy"], "{:.3f}"),
-            f"{_number(r['test_accuracy'], '{:.3f}')} ({_number(r['test_low'], '{:.2f}')}-{_number(r['test_high'], '{:.2f}')})",
+            f"{_number(r['test_accuracy'], '{:.3f}')} "
+            f"({_number(r['test_low'], '{:.2f}')}-{_number(r['test_high'], '{:.2f}')})",
             f"{r['seeds_at_target']}/{r['seeds']}", _number(r["train_seconds"], "{:.0f}"),
             _number(r["search_seconds"], "{:.0f}"), _number(r.get("flops_per_step", 0) / 1e9, "{:.2f}"),
         )
@@ -53,12 +55,13 @@ def tune_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def tune_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| task | scale | solver | selected | monitor | test | 95% CI | seeds at target | train s | search s | GFLOP/step | total TFLOP | params |",
+    lines = ["| task | scale | solver | selected | monitor | test | 95% CI | seeds at target | train s | search s | "
+             "GFLOP/step | total TFLOP | params |",
              "|---|---:|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(
-            f"| {r['task']} | {r['scale']} | {r['solver']} | {' '.join(f'{k}={v}' for k, v in r['selected'].items())} | "
-            f"{r['monitor_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['test_low']:.3f}-{r['test_high']:.3f} | "
+            f"| {r['task']} | {r['scale']} | {r['solver']} | {' '.join(f'{k}={v}' for k, v in r['selected'].items())} "
+            f"| {r['monitor_accuracy']:.3f} | {r['test_accuracy']:.3f} | {r['test_low']:.3f}-{r['test_high']:.3f} | "
             f"{r['seeds_at_target']}/{r['seeds']} | {r['train_seconds']:.0f} | {r['search_seconds']:.0f} | "
             f"{r.get('flops_per_step', 0) / 1e9:.2f} | {r.get('train_flops', 0) / 1e12:.1f} | {r['parameters']:,} |"
         )
@@ -69,14 +72,22 @@ def tune_markdown(rows: list[dict[str, Any]]) -> str:
 @user_errors_exit
 def tune(
     task: str = typer.Option(..., "--task", "-t", help="Task name."),
-    solver: str = typer.Option("gpt", "--solver", "-s", help="Solvers to tune, comma-separated; each gets the same search."),
-    max_values: Optional[str] = typer.Option(None, "--max", "-m", help="Scales, comma-separated (default: the task's)."),
-    space: Optional[list[str]] = typer.Option(None, "--space", help="A search axis name=v1,v2 (repeatable). Default: lr=0.0003,0.001,0.003 x weight_decay=0,1.0 x weight_init=gpt2,pytorch."),
-    set_values: Optional[list[str]] = typer.Option(None, "--set", help="Any setting fixed for every solver, name=value (repeatable), e.g. thoughts=4."),
+    solver: str = typer.Option("gpt", "--solver", "-s",
+                               help="Solvers to tune, comma-separated; each gets the same search."),
+    max_values: Optional[str] = typer.Option(None, "--max", "-m",
+                                             help="Scales, comma-separated (default: the task's)."),
+    space: Optional[list[str]] = typer.Option(None, "--space",
+                                              help="A search axis name=v1,v2 (repeatable). Default: "
+                                                   "lr=0.0003,0.001,0.003 x weight_decay=0,1.0 x "
+                                                   "weight_init=gpt2,pytorch."),
+    set_values: Optional[list[str]] = typer.Option(None, "--set",
+                                                   help="Any setting fixed for every solver, name=value (repeatable), "
+                                                        "e.g. thoughts=4."),
     seeds: str = typer.Option("0", "--seeds", help="Seeds per configuration, e.g. 0-2."),
     steps: int = typer.Option(2000, help="Training steps per configuration (the same for every solver)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Runs at once (default: one per core)."),
-    name: Optional[str] = typer.Option(None, help="Name for the record under results/tune/ (default: a hash of the runs)."),
+    name: Optional[str] = typer.Option(None,
+                                       help="Name for the record under results/tune/ (default: a hash of the runs)."),
     output: str = typer.Option("table", "--format", help="table, markdown or json."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),

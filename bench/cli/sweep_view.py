@@ -64,10 +64,12 @@ class SweepProgress:
     def __call__(self, kind: str, run_id: str, data: dict[str, Any]) -> None:
         progress = self.progress
         if kind == "start" and run_id not in self.rows:
-            self.rows[run_id] = progress.add_task(f"  {run_id} {self.names.get(run_id, '')}", total=self.steps.get(run_id), info="")
+            self.rows[run_id] = progress.add_task(f"  {run_id} {self.names.get(run_id, '')}",
+                                                  total=self.steps.get(run_id), info="")
         elif kind == "step" and run_id in self.rows:
             accuracy = data.get("accuracy")
-            progress.update(self.rows[run_id], completed=data["step"], info="" if accuracy is None else f"acc {accuracy:.3f}")
+            progress.update(self.rows[run_id], completed=data["step"],
+                            info="" if accuracy is None else f"acc {accuracy:.3f}")
         elif kind == "done":
             if run_id in self.rows:
                 progress.remove_task(self.rows.pop(run_id))
@@ -109,6 +111,7 @@ def print_summary(summary: SweepSummary | None, min_rate: float) -> None:
         for column in [*by, "frontier", "AUC", "success rate by scale"]:
             table.add_column(column, min_width={"frontier": 8, "AUC": 5}.get(column), overflow="fold")
         for values in summary.frontier.to_dict("records"):
-            reached = f"< {show(summary.smallest_scale)}" if values["frontier"] != values["frontier"] else show(values["frontier"])
+            reached = (f"< {show(summary.smallest_scale)}" if values["frontier"] != values["frontier"]
+                       else show(values["frontier"]))
             table.add_row(*(show(values[k]) for k in by), reached, f"{values['auc']:.3f}", values["rates"])
         console.print(table)

@@ -54,7 +54,8 @@ def looped_step_cost(
     rows = []
     for r in rounds:
         torch.manual_seed(0)
-        looped = LoopedSolver(shape, model, OptimConfig(), LoopedOptions(thoughts=r, max_thoughts=max(r, 16), inject=inject))
+        looped = LoopedSolver(shape, model, OptimConfig(),
+                              LoopedOptions(thoughts=r, max_thoughts=max(r, 16), inject=inject))
         deep = GPTSolver(shape, ModelConfig(d_model, max(1, r * layers), heads), OptimConfig(), None)
         flops = {"looped": train_step_flops(looped, data), "gpt": train_step_flops(deep, data)}
         times: dict[str, list[float]] = {"looped": [], "gpt": []}
@@ -82,7 +83,8 @@ BASELINES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 )
 
 
-def baseline_flops(task: str, max_value: int | None, task_params: dict[str, Any], layers: int = 2) -> list[dict[str, Any]]:
+def baseline_flops(task: str, max_value: int | None, task_params: dict[str, Any],
+                   layers: int = 2) -> list[dict[str, Any]]:
     """FLOPs of one training step of each baseline at its defaults (bench run's batch), with the ratio
     to gpt's; a solver that refuses the task gets a row with its reason."""
     from bench.config import TrainConfig

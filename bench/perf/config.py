@@ -36,3 +36,7 @@ class PerfTrainConfig:
     seed: int = 0
     compare_bf16: bool = True
     """Also time the project under --precision bf16 and report the roofline (bench/perf/train.py)."""
+    trim: bool = True
+    """With compare_bf16: also time bf16 with gpt's --opt pad=trim (no work on question PADs)."""
+    threads: tuple[int, ...] = ()
+    """Thread counts timed in every round (interleaved); () = torch's current setting."""

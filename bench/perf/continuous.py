@@ -42,7 +42,8 @@ def step_cost(
         total = question_len + 2 + k + answer_len - 1  # input positions of the continuous step
         shape_c = TaskShape(vocab, question_len, answer_len, 0, 0)
         shape_g = TaskShape(vocab, total - answer_len + 1, answer_len, 0, 0)
-        cont = ContinuousSolver(shape_c, model, optim, ContinuousOptions(thoughts=k, max_thoughts=max(k, 16))).to(device)
+        cont = ContinuousSolver(shape_c, model, optim,
+                                ContinuousOptions(thoughts=k, max_thoughts=max(k, 16))).to(device)
         gpt = GPTSolver(shape_g, model, optim, None).to(device)
         if not cached:
             uncached = cont.tail_logits

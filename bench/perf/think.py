@@ -2,7 +2,8 @@
 gpt steps, in one process, interleaved (so load from other processes hits every side alike).
 
 What is timed: `solver.train_step` on a real task batch at fp32 (and, beside it, under
-`--precision bf16`, the ratio and each one's share of the machine's measured matmul peak): the B x G rollouts, the rewards, the thinking and answering losses, the backward pass and the
+`--precision bf16`, the ratio and each one's share of the machine's measured matmul peak): the B x G rollouts, the
+rewards, the thinking and answering losses, the backward pass and the
 optimizer update. K, G and the batch are the solver's defaults for the task (solvers/think_options.py)
 unless given. The ratio's denominator, "gpt on the same positions", is a gpt step on B x G rows
 whose sequences are as long as a rollout's, [question] <bot> K thoughts <eot> [answer] (the question
@@ -29,7 +30,8 @@ def think_step_cost(
     solver: str = "think_fixed_blind_super_clean", task_name: str = "add", max_value: int | None = 100,
     thoughts: int | None = None, group: int | None = None, batch: int | None = None, rounds: int = 3,
     steps: int = 2, d_model: int = 128, layers: int = 2, device: str = "cpu", profile: bool = False,
-    credit: str | None = None, bf16: bool = True, estimator: str | None = None, task_params: dict[str, Any] | None = None,
+    credit: str | None = None, bf16: bool = True, estimator: str | None = None,
+    task_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Milliseconds per training step of `solver`, of gpt on B x G rows of the rollout's length, and
     of gpt on the B problems; the best round of each counts. profile: also a torch.profiler table of
@@ -47,7 +49,8 @@ def think_step_cost(
     task = make_task(task_name, max_value, task_params or {})
     shape = TaskShape.of(task)
     cls, canonical, flags = resolve_solver(solver)
-    given = {k: v for k, v in {"thoughts": thoughts, "group": group, "credit": credit, "estimator": estimator}.items() if v is not None}
+    given = {k: v for k, v in {"thoughts": thoughts, "group": group, "credit": credit, "estimator": estimator}.items()
+             if v is not None}
     options = make_options(cls, canonical, flags, given)
     options = options.resolved(shape)
     B = batch if batch is not None else default_batch(cls, shape, options)[0]
@@ -106,7 +109,8 @@ def think_step_cost(
     if bf16:
         # The roof at the model's MLP shape over the B problems' rows (best of several, as the steps' best round).
         roof_shape = (B * (shape.question_len + K + 2 + shape.answer_len), d_model, 4 * d_model)
-        peaks = {p: matmul_peak(torch.device(device), dtype, roof_shape) for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+        peaks = {p: matmul_peak(torch.device(device), dtype, roof_shape)
+                 for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
         gflops = {"fp32": flops / best["think"] / 1e9, "bf16": flops / best["think_bf16"] / 1e9}
         extra = {"think_bf16_ms": round(1000 * best["think_bf16"], 2),
                  "bf16_ratio": round(best["think"] / best["think_bf16"], 3),  # > 1: bf16 is faster
@@ -115,7 +119,8 @@ def think_step_cost(
                  "matmul_peak_gflops": {p: round(v, 1) for p, v in peaks.items()}}
     return {
         "solver": thinker.name, "task": task_name, "max": max_value, "device": device,
-        "thoughts": K, "group": G, "batch": B, "credit": options.credit, "length": shape.question_len + K + 2 + shape.answer_len,
+        "thoughts": K, "group": G, "batch": B, "credit": options.credit,
+        "length": shape.question_len + K + 2 + shape.answer_len,
         "think_ms": round(1000 * best["think"], 2),
         "gpt_same_positions_ms": round(1000 * best["gpt_same_positions"], 2),
         "gpt_ms": round(1000 * best["gpt"], 2),

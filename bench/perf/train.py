@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Literal
+from dataclasses import asdict
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -100,7 +100,8 @@ class ReferenceTrainer:
 
     def __init__(self, model: nn.Module, question_len: int, optim: OptimConfig) -> None:
         self.model, self.question_len, self.grad_clip = model, question_len, optim.grad_clip
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(0.9, 0.98), weight_decay=optim.weight_decay)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, betas=(0.9, 0.98),
+                                           weight_decay=optim.weight_decay)
 
     def train_step(self, batch: TensorBatch) -> float:
         self.model.train()
@@ -125,7 +126,8 @@ def build_sides(cfg: PerfTrainConfig) -> tuple[Solver, ReferenceTrainer, list[Te
     solver = make_solver("gpt", shape, model, optim).to(device)
     seq_len = shape.question_len + shape.answer_len - 1  # inputs fed per problem (the last answer token is not)
     reference_cls = EncoderReference if cfg.reference == "encoder" else BlocksReference
-    reference = reference_cls(shape.vocab_size, shape.question_len + shape.answer_len, cfg.d_model, cfg.layers, cfg.heads).to(device)
+    reference = reference_cls(shape.vocab_size, shape.question_len + shape.answer_len, cfg.d_model, cfg.layers,
+                              cfg.heads).to(device)
     trainer = ReferenceTrainer(reference, shape.question_len, optim)
     batches = [
         TensorBatch.from_numpy(task.sample(stream_rng(cfg.seed, "perf-train", i), cfg.batch, "train"), device)
@@ -139,12 +141,11 @@ def _timed(step: Callable[[TensorBatch], Any], batches: list[TensorBatch], steps
     """Seconds for `steps` steps under a precision's autocast (bench/run/precision.py, as `bench run`)."""
     from bench.run.precision import precision_context
 
-    autocast = precision_context(device, precision)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    with autocast:
-        for i in range(steps):
+    for i in range(steps):
+        with precision_context(device, precision):  # per step, as `bench run`: autocast's weight casts are redone
             step(batches[i % len(batches)])
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -186,77 +187,138 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, shape: tuple[int, int,
     return 2 * m * k * n / best / 1e9
 
 
-def measure_train_throughput(cfg: PerfTrainConfig) -> dict[str, Any]:
-    """Tokens/s of every side (medians over rounds): the project in fp32, the reference (fp32), and,
-    with `cfg.compare_bf16`, the project under `--precision bf16`; the median per-round ratios
-    project/reference and bf16/fp32; and the roofline: the step's GFLOP/s against this machine's
-    measured matmul peak in the same precision."""
-    solver, trainer, batches, tokens_per_step = build_sides(cfg)
-    device = torch.device(cfg.device)
-    sides: dict[str, tuple[Callable[[TensorBatch], Any], str]] = {
-        "project": (solver.train_step, "fp32"), "reference": (trainer.train_step, "fp32")}
-    if cfg.compare_bf16:
-        # A second solver with the same init, so the fp32 side's weights and optimizer state are its own.
-        torch.manual_seed(cfg.seed)
-        twin = make_solver("gpt", solver.shape, ModelConfig(cfg.d_model, cfg.layers, cfg.heads), OptimConfig()).to(device)
-        sides["project_bf16"] = (twin.train_step, "bf16")
-    for step, precision in sides.values():
-        _timed(step, batches, cfg.warmup, device, precision)
-    names = list(sides)
-    rates: dict[str, list[float]] = {name: [] for name in names}
-    roofs: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for round_index in range(cfg.rounds):
-        shift = round_index % len(names)  # rotate which side goes first
-        for name in names[shift:] + names[:shift]:
-            step, precision = sides[name]
-            seconds = _timed(step, batches, cfg.steps, device, precision)
-            rates[name].append(tokens_per_step * cfg.steps / seconds)
-            if cfg.compare_bf16 and name == "project_bf16":  # the roof, measured in the same round
-                for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-                    roofs[precision].append(matmul_peak(device, dtype, (tokens_per_step, cfg.d_model, 4 * cfg.d_model)))
+def _gpt_twin(cfg: PerfTrainConfig, shape: TaskShape, device: torch.device, pad: str = "attend") -> Solver:
+    """A gpt solver with the fp32 side's init (same seed), so each side's weights and optimizer state are its own."""
+    torch.manual_seed(cfg.seed)
+    options = {"pad": pad} if pad != "attend" else None
+    model = ModelConfig(cfg.d_model, cfg.layers, cfg.heads)
+    return make_solver("gpt", shape, model, OptimConfig(), options=options).to(device)
+
+
+def _summary(cfg: PerfTrainConfig, rates: dict[str, list[float]], roofs: dict[str, list[float]],
+             flops: dict[str, int], tokens_per_step: int) -> dict[str, Any]:
+    """One thread count's figures: medians over rounds, per-round ratios, the roofline per side."""
     ratios = [p / r for p, r in zip(rates["project"], rates["reference"])]
-    extra: dict[str, Any] = {}
-    if cfg.compare_bf16:
-        flops = step_flops(solver, batches[0])
-        steps_per_s = {name: statistics.median(rates[name]) / tokens_per_step for name in ("project", "project_bf16")}
-        peaks = {precision: statistics.median(values) for precision, values in roofs.items()}
-        achieved = {"fp32": flops * steps_per_s["project"] / 1e9, "bf16": flops * steps_per_s["project_bf16"] / 1e9}
-        bf16_ratios = [b / f for b, f in zip(rates["project_bf16"], rates["project"])]
-        extra = {
-            "project_bf16_tokens_per_s": statistics.median(rates["project_bf16"]),
-            "bf16_ratio": statistics.median(bf16_ratios),
-            "step_ms": {"fp32": 1000 / steps_per_s["project"], "bf16": 1000 / steps_per_s["project_bf16"]},
-            "gflop_per_step": flops / 1e9,
-            "gflops": achieved,
-            "matmul_peak_gflops": peaks,
-            "matmul_peak_shape": [tokens_per_step, cfg.d_model, 4 * cfg.d_model],
-            "roofline_share": {p: achieved[p] / peaks[p] for p in peaks},
-        }
-    return {
-        "config": asdict(cfg),
-        "tokens_per_step": tokens_per_step,
-        "parameters": {"project": solver.num_parameters(), "reference": sum(p.numel() for p in trainer.model.parameters())},
+    out: dict[str, Any] = {
         "project_tokens_per_s": statistics.median(rates["project"]),
         "reference_tokens_per_s": statistics.median(rates["reference"]),
         "ratio": statistics.median(ratios),
         "rounds": {**rates, "ratio": ratios},
+    }
+    if not cfg.compare_bf16:
+        return out
+    fast = [name for name in ("project_bf16", "project_bf16_trim") if name in rates]
+    steps_per_s = {name: statistics.median(rates[name]) / tokens_per_step for name in ("project", *fast)}
+    peaks = {precision: statistics.median(values) for precision, values in roofs.items()}
+    # GFLOP/s of the work each step does (the trimmed step does less of it), against the same roof.
+    achieved = {name: flops[name] * steps_per_s[name] / 1e9 for name in steps_per_s}
+    out.update({
+        "project_bf16_tokens_per_s": statistics.median(rates["project_bf16"]),
+        "bf16_ratio": statistics.median([b / f for b, f in zip(rates["project_bf16"], rates["project"])]),
+        "step_ms": {"fp32": 1000 / steps_per_s["project"], "bf16": 1000 / steps_per_s["project_bf16"]},
+        "gflop_per_step": flops["project"] / 1e9,
+        "gflops": {"fp32": achieved["project"], "bf16": achieved["project_bf16"]},
+        "matmul_peak_gflops": peaks,
+        "roofline_share": {"fp32": achieved["project"] / peaks["fp32"],
+                           "bf16": achieved["project_bf16"] / peaks["bf16"]},
+    })
+    if "project_bf16_trim" in rates:
+        # tokens/s counts the untrimmed sequence (the same problems), so the ratio is a step-time ratio
+        out.update({
+            "project_bf16_trim_tokens_per_s": statistics.median(rates["project_bf16_trim"]),
+            "bf16_trim_ratio": statistics.median([b / f for b, f in zip(rates["project_bf16_trim"], rates["project"])]),
+            "trim_gflop_per_step": flops["project_bf16_trim"] / 1e9,
+            "trim_roofline_share": achieved["project_bf16_trim"] / peaks["bf16"],
+        })
+        out["step_ms"]["bf16_trim"] = 1000 / steps_per_s["project_bf16_trim"]
+    return out
+
+
+def measure_train_throughput(cfg: PerfTrainConfig) -> dict[str, Any]:
+    """Tokens/s of every side (medians over rounds): the project in fp32, the reference (fp32), and,
+    with `cfg.compare_bf16`, the project under `--precision bf16` and (with `cfg.trim`) under bf16 with
+    `--opt pad=trim`; the median per-round ratios project/reference, bf16/fp32 and bf16+trim/fp32; and
+    the roofline: each step's GFLOP/s against this machine's measured matmul peak in its precision.
+
+    `cfg.threads` (e.g. (1, 2)): every round times every side at every thread count, so load from other
+    processes hits all of them alike; the figures per thread count are under "by_threads", and the
+    top-level ones are the first count's."""
+    from solvers.padding import kept_share
+
+    solver, trainer, batches, tokens_per_step = build_sides(cfg)
+    device = torch.device(cfg.device)
+    sides: dict[str, tuple[Callable[[TensorBatch], Any], str]] = {
+        "project": (solver.train_step, "fp32"), "reference": (trainer.train_step, "fp32")}
+    flops: dict[str, int] = {}
+    if cfg.compare_bf16:
+        sides["project_bf16"] = (_gpt_twin(cfg, solver.shape, device).train_step, "bf16")
+        flops["project"] = flops["project_bf16"] = step_flops(solver, batches[0])
+        if cfg.trim:
+            trimmed = _gpt_twin(cfg, solver.shape, device, pad="trim")
+            sides["project_bf16_trim"] = (trimmed.train_step, "bf16")
+            flops["project_bf16_trim"] = step_flops(trimmed, batches[0])
+    own_threads = torch.get_num_threads()
+    thread_counts = list(cfg.threads) or [own_threads]
+    names = list(sides)
+    rates = {t: {name: [] for name in names} for t in thread_counts}
+    roofs: dict[int, dict[str, list[float]]] = {t: {"fp32": [], "bf16": []} for t in thread_counts}
+    try:
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            for step, precision in sides.values():
+                _timed(step, batches, cfg.warmup, device, precision)
+        for round_index in range(cfg.rounds):
+            shift = round_index % len(names)  # rotate which side goes first
+            turn = round_index % len(thread_counts)  # and which thread count
+            for threads in thread_counts[turn:] + thread_counts[:turn]:
+                torch.set_num_threads(threads)
+                for name in names[shift:] + names[:shift]:
+                    step, precision = sides[name]
+                    seconds = _timed(step, batches, cfg.steps, device, precision)
+                    rates[threads][name].append(tokens_per_step * cfg.steps / seconds)
+                if cfg.compare_bf16:  # the roof, measured in the same round at the same thread count
+                    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+                        roof = matmul_peak(device, dtype, (tokens_per_step, cfg.d_model, 4 * cfg.d_model))
+                        roofs[threads][precision].append(roof)
+    finally:
+        torch.set_num_threads(own_threads)
+    by_threads = {str(t): _summary(cfg, rates[t], roofs[t], flops, tokens_per_step) for t in thread_counts}
+    extra: dict[str, Any] = {}
+    if cfg.compare_bf16:
+        extra["matmul_peak_shape"] = [tokens_per_step, cfg.d_model, 4 * cfg.d_model]
+    if cfg.compare_bf16 and cfg.trim:
+        extra["trim_kept_share"] = statistics.mean(kept_share(b.questions, solver.shape.answer_len) for b in batches)
+    return {
+        "config": asdict(cfg),
+        "tokens_per_step": tokens_per_step,
+        "parameters": {"project": solver.num_parameters(),
+                       "reference": sum(p.numel() for p in trainer.model.parameters())},
+        **by_threads[str(thread_counts[0])],
         **extra,
-        "threads": torch.get_num_threads(),
+        "by_threads": by_threads,
+        "threads": thread_counts[0],
         "torch": torch.__version__,
     }
 
 
 def profile_sides(cfg: PerfTrainConfig, steps: int = 10, top: int = 12) -> dict[str, str]:
-    """torch.profiler tables (self CPU time, top ops) of `steps` steps of each side."""
+    """torch.profiler tables (self CPU time, top ops) of `steps` steps of each side: the project in fp32,
+    the reference, and (as `cfg` asks) the project in bf16 and in bf16 with `--opt pad=trim`."""
     from torch.profiler import ProfilerActivity, profile
 
     solver, trainer, batches, _ = build_sides(cfg)
     device = torch.device(cfg.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    sides: list[tuple[str, Callable[[TensorBatch], Any], str]] = [
+        ("project", solver.train_step, "fp32"), ("reference", trainer.train_step, "fp32")]
+    if cfg.compare_bf16:
+        sides.append(("project, bf16", _gpt_twin(cfg, solver.shape, device).train_step, "bf16"))
+        if cfg.trim:
+            sides.append(("project, bf16 + pad=trim", _gpt_twin(cfg, solver.shape, device, "trim").train_step, "bf16"))
     tables = {}
-    for name, step in (("project", solver.train_step), ("reference", trainer.train_step)):
-        _timed(step, batches, cfg.warmup, device)
+    for name, step, precision in sides:
+        _timed(step, batches, cfg.warmup, device, precision)
         with profile(activities=activities) as prof:
-            _timed(step, batches, steps, device)
+            _timed(step, batches, steps, device, precision)
         tables[name] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top)
     return tables

@@ -66,7 +66,8 @@ def problems_hash(task: Task, questions: np.ndarray) -> str:
     return hashlib.sha256(f"{raw.shape}".encode() + raw.tobytes()).hexdigest()
 
 
-def answers_record(task: Task, problems: Batch, answers: np.ndarray, correct: np.ndarray, thoughts: int | None) -> dict[str, Any]:
+def answers_record(task: Task, problems: Batch, answers: np.ndarray, correct: np.ndarray,
+                   thoughts: int | None) -> dict[str, Any]:
     """What answers.json holds (see the module docstring)."""
     return {
         "problems_sha256": problems_hash(task, problems.questions),
@@ -88,7 +89,8 @@ def evaluate(
     answers, _ = predict_answers(solver, problems.questions, device, thoughts)
     correct = task.verify_batch(problems.questions, answers)
     if answers_file is not None:
-        record = answers_record(task, problems, answers, correct, thoughts if thoughts is not None else solver.thought_budget())
+        record = answers_record(task, problems, answers, correct,
+                                thoughts if thoughts is not None else solver.thought_budget())
         # one answer per line: a diff of two records reads problem by problem, and the file stays small
         body = ",\n".join(json.dumps(row, separators=(",", ":")) for row in record.pop("answers"))
         head = json.dumps(record, sort_keys=True, separators=(",", ":"))[:-1]

@@ -68,11 +68,12 @@ def float_path_differences(recorded: dict[str, Any], current: dict[str, Any]) ->
     return lines
 
 
-def flops_per_step(spec: Any) -> int | None:
+def flops_per_step(spec: Any, resolved: Any = None) -> int | None:
     """FLOPs of one training step of `spec`'s solver (matrix multiplications and attention, forward
     and backward), counted by torch on one real step of a fresh model built on the CPU. The global
     RNG is restored afterwards, so counting never changes what a run computes. None if the counter
-    fails (it is a fact for reports, never a reason to lose a finished run)."""
+    fails (it is a fact for reports, never a reason to lose a finished run). `resolved`: the spec's
+    task and options from bench/run/build.py's resolve_run, if at hand (not built again)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -82,7 +83,7 @@ def flops_per_step(spec: Any) -> int | None:
 
     with torch.random.fork_rng(devices=[]):
         try:
-            task, solver = build(spec if spec.device == "cpu" else dataclasses.replace(spec, device="cpu"))
+            task, solver = build(spec if spec.device == "cpu" else dataclasses.replace(spec, device="cpu"), resolved)
             solver = solver.to("cpu")
             batch = TensorBatch.from_numpy(training_batch(task, spec.train, 0, None), "cpu")
             torch.manual_seed(0)

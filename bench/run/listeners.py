@@ -92,7 +92,8 @@ class StoreListener(TrainingListener):
 
     def on_start(self, run_id: str, step: int) -> None:
         # pid and host: a "running" run whose owner is gone is shown as stale (bench.run.records.shown_state)
-        self.run_dir.write("status.json", {"state": "running", "step": self.state.step, "elapsed": self.state.elapsed, **owner()})
+        self.run_dir.write("status.json",
+                           {"state": "running", "step": self.state.step, "elapsed": self.state.elapsed, **owner()})
 
     def on_eval(self, row: dict[str, Any]) -> None:
         self.save("running")
@@ -171,7 +172,8 @@ class WandbListener(TrainingListener):
                                   reinit="create_new", settings=wandb.Settings(console="off"))
         except Exception as exc:  # no login, no network, a bad setting: one line, and the run stays resumable
             lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
-            raise UserError(f"--log wandb: {lines[0]} (WANDB_MODE=offline logs without an account or network)") from None
+            raise UserError(
+                f"--log wandb: {lines[0]} (WANDB_MODE=offline logs without an account or network)") from None
 
     def on_step(self, step: int, metrics: dict[str, Any]) -> None:
         values = {f"train/{name}": value for name, value in metrics.items()
@@ -188,11 +190,13 @@ class WandbListener(TrainingListener):
         if evaluation is not None:
             final = evaluation["final"]
             tables = {f"test/by_{name}": wandb.Table(columns=["bucket", "n", "correct", "accuracy", "low", "high"],
-                                                     data=[[r["bucket"], r["n"], r["correct"], r["accuracy"], r["low"], r["high"]] for r in rows])
+                                                     data=[[r["bucket"], r["n"], r["correct"], r["accuracy"], r["low"],
+                                                            r["high"]] for r in rows])
                       for name, rows in final.get("by", {}).items()}
             if evaluation.get("budgets"):
                 tables["test/budgets"] = wandb.Table(columns=["thoughts", "n", "accuracy", "low", "high"],
-                                                     data=[[b.get("thoughts"), b["overall"]["n"], b["overall"]["accuracy"], b["overall"]["low"],
+                                                     data=[[b.get("thoughts"), b["overall"]["n"],
+                                                            b["overall"]["accuracy"], b["overall"]["low"],
                                                             b["overall"]["high"]] for b in evaluation["budgets"]])
             self.run.log({"test/accuracy": final["overall"]["accuracy"], **tables}, step=status["step"])
             for key in ("accuracy", "low", "high", "n", "monitor_accuracy", "steps_to_target", "reached_target"):

@@ -31,7 +31,8 @@ def cpu_has_bf16_engine() -> bool:
             "a=torch.ones(16,32,dtype=torch.bfloat16);torch.nn.functional.linear(a,torch.ones(16,32,dtype=torch.bfloat16))")
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "OMP_NUM_THREADS": "1"}
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, check=False).stdout
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                             check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     isa = next((line for line in out.splitlines() if ",cpu,isa:" in line), "")

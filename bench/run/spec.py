@@ -109,16 +109,23 @@ def memory_available(device: str) -> int | None:
         return None
 
 
-def check_memory(shape: Any, model: Any, options: Any, train: TrainConfig, device: str) -> str | None:
-    """A reason to refuse the run when its estimated training memory exceeds the device's, else None."""
+def check_memory(shape: Any, model: Any, options: Any, train: TrainConfig, device: str,
+                 trace_in_stream: bool = True) -> str | None:
+    """A reason to refuse the run when its estimated training memory exceeds the device's, else None.
+    `trace_in_stream`: the solver writes the reference trace into its sequence (cot); other solvers'
+    sequences hold question, thoughts and answer only (gpt never reads the trace as tokens)."""
     thoughts = int(getattr(options, "thoughts", 0) or 0)
-    tokens = shape.question_len + shape.answer_len + shape.trace_len + max(thoughts, *train.eval_thoughts, 0) + 2
+    trace = shape.trace_len if trace_in_stream else 0
+    tokens = shape.question_len + shape.answer_len + trace + max(thoughts, *train.eval_thoughts, 0) + 2
     copies = 2 if getattr(options, "split", False) else 1  # separate thinking and answering models
-    params = copies * (12 * model.layers * model.d_model**2 + 2 * (shape.vocab_size + thoughts + tokens) * model.d_model)
+    params = copies * (12 * model.layers * model.d_model**2 + 2 * (shape.vocab_size + thoughts + tokens)
+                       * model.d_model)
     problems = train.eval_size + train.train_size
-    need = copies * training_memory_bytes(params, tokens, train.batch, model.d_model, model.layers, model.heads, problems)
+    need = copies * training_memory_bytes(params, tokens, train.batch, model.d_model, model.layers, model.heads,
+                                          problems)
     have = memory_available(device)
     if have is None or need <= have:
         return None
-    return (f"--batch {train.batch}, --d-model {model.d_model}, --layers {model.layers} need about {need / 2**30:,.1f} GiB "
+    return (f"--batch {train.batch}, --d-model {model.d_model}, --layers {model.layers} need about {need / 2**30:,.1f} "
+            "GiB "
             f"to train ({device}), more than the {have / 2**30:,.1f} GiB here; make them smaller")

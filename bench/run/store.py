@@ -13,135 +13,40 @@ events): what the repository commits (.gitignore). A record reads as a finished 
 (compare, show, experiment reports); what needs the model (`--init` from it, `bench inspect`)
 says in one line that the checkpoint is not in the record (`missing_checkpoint_message`).
 
-Writes go to a temporary file in the same folder, then `os.replace`, so a crash at any moment leaves
-either the old file or the new one, never half of one. Nothing is pickled except through
-`torch.save` of tensors, and checkpoints load with `weights_only=True`.
+This module finds runs (the results folder, `RunDir`, run id prefixes) and swaps a `--force`
+retrain into place. Its parts live beside it, one job each, and are re-exported here so
+`from bench.run.store import ...` keeps working:
+
+    bench/run/files.py       atomic writes (temporary file, fsync, `os.replace`), the write probe, read_json
+    bench/run/checkpoint.py  checkpoints: `torch.save` of tensors, loaded with `weights_only=True` only
+    bench/run/lock.py        the run lock (one process per run)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.errors import UserError
+from bench.run.checkpoint import (
+    CheckpointMissing, atomic_torch_save, load_checkpoint, missing_checkpoint_message, restore_solver,
+)
+from bench.run.files import StoreWriteError, atomic_write_bytes, atomic_write_json, check_writable, read_json
+from bench.run.lock import LOCKS_DIR, RunLock, RunLocked
+
 # The store writes what records.py reads and validates; records.py never imports the store.
 # (RUNS_DIR, the runs folder's name, is defined beside its reader and re-exported here)
-from bench.run.records import RUNS_DIR, owner, pid_alive, read_regular_file, read_validated, validate_checkpoint, warn_once
-LOCKS_DIR = "locks"  # one lock file per run id, kept (removing one would race with its next taker)
+from bench.run.records import RUNS_DIR, warn_once
 
-
-def _file_mode() -> int:
-    # mkstemp creates 0600 files; results are shared data, so honour the user's umask instead.
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _file_mode()
-
-
-class StoreWriteError(UserError, OSError):
-    """A store file that cannot be written: one line for the user, still an OSError for callers."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `path` atomically; a folder we cannot write (immutable, full, a file in the way) is a
-    one-line UserError naming it."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise StoreWriteError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, StoreWriteError):
-            raise StoreWriteError(f"cannot write {path} ({exc.strerror or type(exc).__name__})") from None
-        raise
-
-
-def check_writable(folder: Path, what: str) -> Path:
-    """Create `folder` if needed and prove we can write in it, before any long work (training) whose
-    result would go there; else a one-line UserError naming `what` and the folder."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UserError(f"{what} {folder} is not writable ({exc.strerror or type(exc).__name__})") from None
-    return folder
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=1, sort_keys=True) + "\n").encode())
-
-
-def read_json(path: Path) -> Any:
-    """UTF-8 JSON, validated when it is one of a run's files (bench/run/records.py); else a one-line error."""
-    return read_validated(path)
-
-
-def atomic_torch_save(path: Path, state: dict[str, Any]) -> None:
-    import io
-
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint safely (weights_only=True); a corrupt or foreign file is a one-line UserError."""
-    import io
-    import warnings
-
-    import torch
-
-    if path.name == "checkpoint.pt" and not os.path.lexists(path):  # a committed record: no checkpoint
-        raise CheckpointMissing(missing_checkpoint_message(path.parent))
-    data = io.BytesIO(read_regular_file(path))  # a FIFO named checkpoint.pt would block torch.load
-    try:
-        with warnings.catch_warnings():  # torch warns about plain pickles before refusing them: one line only
-            warnings.simplefilter("ignore")
-            state = torch.load(data, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a bad file
-        raise UserError(f"checkpoint {path} is corrupt or not a thinkbench checkpoint ({type(exc).__name__})") from None
-    return validate_checkpoint(path, state)
-
-
-class CheckpointMissing(UserError):
-    """A run record without its checkpoint (committed records leave checkpoint.pt out)."""
-
-
-def missing_checkpoint_message(folder: Path) -> str:
-    """One line: this run's checkpoint is not in its record, and how to get it back."""
-    return (f"run {folder.name}: checkpoint.pt is not in the record (committed run records leave checkpoints out); "
-            f"retrain the spec to get it: bench recheck {folder.name} --keep")
-
-
-def restore_solver(solver: Any, path: Path) -> dict[str, Any]:
-    """Load a run's checkpoint (weights_only) into `solver` and return it (its step counters are the
-    caller's); a checkpoint that does not fit the solver is a one-line UserError naming the file."""
-    saved = load_checkpoint(path)
-    try:
-        solver.restore(saved["solver"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise UserError(f"checkpoint {path} does not fit this run's solver ({type(exc).__name__})") from None
-    return saved
+__all__ = [  # this module's names and its parts' (re-exported, so `from bench.run.store import ...` keeps working)
+    "RUNS_DIR", "LOCKS_DIR", "RunDir", "RunLock", "RunLocked", "StoreWriteError", "CheckpointMissing",
+    "atomic_write_bytes", "atomic_write_json", "atomic_torch_save", "check_writable", "read_json",
+    "load_checkpoint", "missing_checkpoint_message", "restore_solver", "results_root", "readable_root",
+    "find_run", "all_runs", "retrain_path", "replace_run", "recover_run",
+]
 
 
 def results_root(path: str | os.PathLike[str] | None) -> Path:
@@ -242,128 +147,8 @@ def all_runs(root: Path) -> list[RunDir]:
     if not runs.exists():
         return []
     # Hidden folders (a --force retrain, a swap's leftover) are not runs.
-    return [RunDir(root, p.name) for p in sorted(runs.iterdir()) if not p.name.startswith(".") and (p / "spec.json").exists()]
-
-
-# ---- one process per run: the run lock ------------------------------------------------------------
-
-
-class RunLocked(UserError):
-    """Another live process holds this run's lock."""
-
-
-class RunLock:
-    """An exclusive lock on one run: RESULTS/locks/<id>.lock, holding the owner's pid, host and start time.
-
-    The lock is an flock on that file, so the kernel drops it when its owner dies (kill -9, a crash):
-    a lock left behind is stale by construction and is simply taken over. Where flock is missing
-    (not POSIX) the file itself is the lock (O_EXCL) and a lock whose owner was on this host and is
-    gone is stale and removed. The file lives outside the run folder, so a --force retrain
-    can swap folders under it and an immutable run folder is reported as such, not as a lock failure.
-    """
-
-    def __init__(self, root: Path, run_id: str) -> None:
-        self.run_id = run_id
-        self.path = root / LOCKS_DIR / f"{run_id}.lock"
-        self.fd: int | None = None
-
-    def holder(self) -> str:
-        try:
-            info = json.loads(self.path.read_text() or "{}")
-            return f"pid {int(info['pid'])} on host {info['host']} (since {info.get('since', '?')})"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process"
-
-    def held_by(self) -> str | None:
-        """Who holds the lock now (None: nobody), without taking it; for a one-line refusal up front."""
-        try:
-            import fcntl
-
-            fd = os.open(self.path, os.O_RDONLY)
-        except (ImportError, OSError):  # no lock file yet, or not POSIX: acquire() decides
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        except BlockingIOError:
-            return self.holder()
-        finally:
-            os.close(fd)
-
-    def acquire(self, wait: bool = False, notify: Callable[[str], None] | None = None) -> RunLock:
-
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return self._acquire_exclusive_file(wait, notify)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
-        except OSError as exc:
-            raise UserError(f"cannot create the run lock {self.path} ({exc.strerror or type(exc).__name__})") from None
-        for _ in range(5):  # a few tries: held_by() of another command takes it for microseconds
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                time.sleep(0.05)
-        else:
-            holder = self.holder()
-            if not wait:
-                os.close(fd)
-                raise RunLocked(f"run {self.run_id} is being trained by {holder}; wait for it with --wait, or stop that process") from None
-            if notify is not None:
-                notify(f"waiting for {holder} to finish run {self.run_id}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        mine = json.dumps({**owner(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, mine, 0)
-        self.fd = fd
-        return self
-
-    def _acquire_exclusive_file(self, wait: bool, notify: Callable[[str], None] | None) -> RunLock:  # pragma: no cover
-
-        told = False
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, _FILE_MODE)
-                os.write(fd, json.dumps({**owner(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
-                self.fd = fd
-                return self
-            except FileExistsError:
-                try:
-                    info = json.loads(self.path.read_text() or "{}")
-                    stale = info.get("host") == owner()["host"] and not pid_alive(int(info["pid"]))
-                except (OSError, ValueError, KeyError, TypeError):
-                    stale = False
-                if stale:
-                    self.path.unlink(missing_ok=True)
-                    continue
-                if not wait:
-                    raise RunLocked(f"run {self.run_id} is being trained by {self.holder()}; wait for it with --wait, or stop that process") from None
-                if notify is not None and not told:
-                    notify(f"waiting for {self.holder()} to finish run {self.run_id}")
-                    told = True
-                time.sleep(1.0)
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            import fcntl
-
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-        except ImportError:  # pragma: no cover - the exclusive-file lock is its file
-            self.path.unlink(missing_ok=True)
-        os.close(self.fd)
-        self.fd = None
-
-    def __enter__(self) -> RunLock:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
+    return [RunDir(root, p.name) for p in sorted(runs.iterdir())
+            if not p.name.startswith(".") and (p / "spec.json").exists()]
 
 
 # ---- --force: retrain beside the finished result, swap at the end ---------------------------------

@@ -25,14 +25,25 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from bench.run.build import build, build_spec, default_batch, model_task, resolve_device  # noqa: F401 (the run API)
+from bench.run.build import (  # noqa: F401 (the run API)
+    ResolvedRun, build, build_spec, default_batch, model_task, resolve_device, resolve_run,
+)
 from bench.errors import UserError
 from bench.run.evaluate import autocast_for, evaluate, quick_accuracy  # noqa: F401 (autocast_for: the run API)
 from bench.run.precision import precision_context
 from bench.run.facts import float_path_facts, flops_per_step
 from bench.run.spec import RunSpec, TrainConfig
 from bench.run.listeners import ListenerFactory, Listeners, ProgressListener, StoreListener
-from bench.run.store import RunDir, RunLock, check_writable, load_checkpoint, recover_run, replace_run, restore_solver, retrain_path
+from bench.run.store import (
+    RunDir,
+    RunLock,
+    check_writable,
+    load_checkpoint,
+    recover_run,
+    replace_run,
+    restore_solver,
+    retrain_path,
+)
 from solvers.base import Solver, TensorBatch, set_learning_rate
 from tasks.base import Batch, Task, stream_rng
 
@@ -61,7 +72,11 @@ def warm_start(solver: Solver, source: dict[str, torch.Tensor]) -> list[str]:
             target = own[name]
             if target.shape == tensor.shape:
                 target.copy_(tensor)
-            elif target.dim() == tensor.dim() and target.shape[1:] == tensor.shape[1:] and tensor.shape[0] <= target.shape[0]:
+            elif (
+                target.dim() == tensor.dim()
+                and target.shape[1:] == tensor.shape[1:]
+                and tensor.shape[0] <= target.shape[0]
+            ):
                 target[: tensor.shape[0]].copy_(tensor)
             else:
                 continue
@@ -173,6 +188,7 @@ def run_training(
     init_state: dict[str, torch.Tensor] | None = None,
     notify: Callable[[str], None] | None = None,
     listeners: Sequence[ListenerFactory] = (),
+    resolved: ResolvedRun | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) the run in `run_dir` to completion; returns the final status record.
 
@@ -180,9 +196,10 @@ def run_training(
     as a ProgressListener, then one listener per factory in `listeners` (e.g. TensorBoard).
     stop_after_steps: stop like an interrupt after this many steps in this call (tests use it to
     prove that resuming gives the same result as not stopping).
+    resolved: the spec's task and options as `resolve_run` made them (not built again).
     """
     cfg = spec.train
-    task, solver = build(spec)
+    task, solver = build(spec, resolved)
     device = torch.device(spec.device)
     state = TrainingState()
     checkpoint_path = run_dir.file("checkpoint.pt")
@@ -227,12 +244,21 @@ def run_training(
             if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
                 with precision_context(device, cfg.precision):
                     accuracy = quick_accuracy(solver, task, monitor, device)
-                state.curve.append({"step": state.step, **_rounded(last_metrics), "accuracy": accuracy, "elapsed": round(state.elapsed, 3)})
+                state.curve.append(
+                    {
+                        "step": state.step,
+                        **_rounded(last_metrics),
+                        "accuracy": accuracy,
+                        "elapsed": round(state.elapsed, 3),
+                    }
+                )
                 if accuracy >= cfg.target:
                     state.steps_to_target, reached = state.step, True
                 events.on_eval(state.curve[-1])  # the store checkpoints here
                 tick = time.perf_counter()  # evaluation and checkpoint time is not training time
-            events.on_step(state.step, {**last_metrics, "accuracy": state.curve[-1]["accuracy"] if state.curve else None})
+            events.on_step(
+                state.step, {**last_metrics, "accuracy": state.curve[-1]["accuracy"] if state.curve else None}
+            )
             if interrupt["stop"] or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
                 events.on_end("interrupted", {"state": "interrupted", "step": state.step, "elapsed": state.elapsed})
                 raise RunInterrupted(run_dir.run_id, state.step)
@@ -245,7 +271,9 @@ def run_training(
     # The loop always scores the monitor set at its last step; score again only if that row is missing
     # (a crash between the checkpoint and the curve write, then a resume with nothing left to train).
     last = state.curve[-1] if state.curve else None
-    monitor_accuracy = last["accuracy"] if last and last["step"] == state.step else quick_accuracy(solver, task, monitor, device)
+    monitor_accuracy = (
+        last["accuracy"] if last and last["step"] == state.step else quick_accuracy(solver, task, monitor, device)
+    )
     with precision_context(device, cfg.precision):
         budgets = [evaluate(solver, task, held_out, device, thoughts=k) for k in cfg.eval_thoughts]
         extras = solver.diagnostics(task, held_out, device)
@@ -265,7 +293,7 @@ def run_training(
         "monitor_n": len(monitor),
         "steps_to_target": state.steps_to_target,
         "parameters": parameters,
-        "flops_per_step": flops_per_step(spec),  # so analysis never rebuilds a model to count compute
+        "flops_per_step": flops_per_step(spec, resolved),  # so analysis never rebuilds a model to count compute
     }
     events.on_end("finished", status)  # the store writes the status record
     return status
@@ -284,6 +312,7 @@ def start_run(
     wait: bool = False,
     notify: Callable[[str], None] | None = None,
     listeners: Sequence[ListenerFactory] = (),
+    resolved: ResolvedRun | None = None,
 ) -> tuple[RunDir, dict[str, Any], bool]:
     """Run a spec under `root` unless it already finished. Returns (run dir, status, was_cached).
 
@@ -291,7 +320,8 @@ def start_run(
     error, or with `wait` a wait for it). `force` on a finished run retrains beside it and replaces
     it only once the new result is complete, so a kill during the retrain loses no finished result.
     `notify` receives one-line messages (waiting for the lock, resuming from step N); `listeners`
-    make extra training listeners (bench/run/listeners.py: `loggers(["tensorboard"])`).
+    make extra training listeners (bench/run/listeners.py: `loggers(["tensorboard"])`); `resolved`
+    is the spec's resolution by `resolve_run` (`bench run`), so training builds no second task.
     """
     run_dir = RunDir(root, spec.run_id)
     if not force and run_dir.exists() and run_dir.read("spec.json") == spec.to_json():
@@ -324,7 +354,7 @@ def start_run(
             if source.status().get("state") != "finished":
                 raise UserError(f"--init {spec.init}: that run has not finished")
             init_state = load_checkpoint(source.file("checkpoint.pt"))["solver"]["model"]
-        status = run_training(spec, target, on_progress, stop_after_steps, init_state, notify, listeners)
+        status = run_training(spec, target, on_progress, stop_after_steps, init_state, notify, listeners, resolved)
         if target is not run_dir:
             replace_run(run_dir.path, target.path)
     return run_dir, status, False

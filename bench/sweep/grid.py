@@ -89,7 +89,8 @@ class Grid:
         return [Grid({**self.axes, **part}, self.name, self.description) for part in self.parts]
 
     def to_json(self) -> dict[str, Any]:
-        out = {"name": self.name, "description": self.description, "axes": json.loads(json.dumps(self.axes, default=list))}
+        out = {"name": self.name, "description": self.description,
+               "axes": json.loads(json.dumps(self.axes, default=list))}
         if self.parts:
             out["parts"] = json.loads(json.dumps(self.parts, default=list))
         return out
@@ -125,7 +126,8 @@ def load_experiment(path: Path) -> tuple[Grid, dict[str, Any]]:
 def _grid_from(data: dict[str, Any], path: Path) -> Grid:
     unknown = set(data) - {"name", "description", "grid", "part", "report"}
     if unknown:
-        raise UserError(f"sweep file {path}: unknown top-level keys {sorted(unknown)}; valid: name, description, [grid], [[part]], [report]")
+        raise UserError(f"sweep file {path}: unknown top-level keys {sorted(unknown)}; valid: name, description, "
+                        "[grid], [[part]], [report]")
     table = data.get("grid", {})
     parts = data.get("part", [])
     if not isinstance(table, dict) or not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
@@ -134,7 +136,8 @@ def _grid_from(data: dict[str, Any], path: Path) -> Grid:
         raise UserError(f"sweep file {path} has no [grid] table of settings")
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
-            raise UserError(f"sweep file {path}: {key} = {data[key]!r} must be a string, e.g. {key} = \"width-vs-depth\"")
+            raise UserError(f"sweep file {path}: {key} = {data[key]!r} must be a string, e.g. {key} = "
+                            "\"width-vs-depth\"")
     grid = Grid(name=data.get("name"), description=str(data.get("description", "")))
     grid.axes = _settings(table, path, "[grid]")
     for number, part in enumerate(parts, start=1):
@@ -157,15 +160,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
     if not path.is_file():  # a FIFO or a device would block or never end
         raise UserError(f"sweep file {path} is not a file")
     if path.stat().st_size > MAX_TOML_BYTES:
-        raise UserError(f"sweep file {path} is {path.stat().st_size:,} bytes; sweep files are at most {MAX_TOML_BYTES:,}")
+        raise UserError(f"sweep file {path} is {path.stat().st_size:,} bytes; sweep files are at most "
+                        f"{MAX_TOML_BYTES:,}")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"sweep file {path} is not valid TOML ({str(exc).splitlines()[0]})") from None
     except RecursionError:  # tomllib parses nested arrays recursively
-        raise UserError(f"sweep file {path}: a value is nested too deeply (settings take a value or a list of values)") from None
+        raise UserError(
+            f"sweep file {path}: a value is nested too deeply (settings take a value or a list of values)") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise UserError(f"sweep file {path} has a value TOML cannot read ({str(exc).split(':')[0].split(';')[0]})") from None
+        raise UserError(
+            f"sweep file {path} has a value TOML cannot read ({str(exc).split(':')[0].split(';')[0]})") from None
 
 
 def _settings(table: dict[str, Any], path: Path, where: str) -> dict[str, list[Any]]:
@@ -192,20 +198,24 @@ def _report_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if not isinstance(report, dict):
         raise UserError(f"sweep file {path}: [report] must be a table")
     if "min_rate" in report:
-        raise UserError(f"sweep file {path}: [report] min_rate is not a setting: every report counts a scale as solved when "
-                        "60% of its seeds reach the target (bench.analysis.frontier.FRONTIER_MIN_RATE); remove the key")
+        raise UserError(f"sweep file {path}: [report] min_rate is not a setting: every report counts a scale as "
+                        "solved when 60% of its seeds reach the target (bench.analysis.frontier.FRONTIER_MIN_RATE); "
+                        "remove the key")
     unknown = set(report) - set(REPORT_DEFAULTS)
     if unknown:
-        raise UserError(f"sweep file {path}: unknown [report] keys {sorted(unknown)}; valid: {', '.join(REPORT_DEFAULTS)}")
+        raise UserError(f"sweep file {path}: unknown [report] keys {sorted(unknown)}; valid: "
+                        f"{', '.join(REPORT_DEFAULTS)}")
     options = {**REPORT_DEFAULTS, **report}
     kinds = options["plots"]
     from bench.analysis.plots import KINDS
 
     if not isinstance(kinds, list) or any(k not in KINDS for k in kinds):
         raise UserError(f"sweep file {path}: [report] plots={kinds!r}; valid: a list of {', '.join(KINDS)}")
+    if not isinstance(options["per_seed"], bool):
+        raise UserError(f"sweep file {path}: [report] per_seed={options['per_seed']!r}; valid: true or false")
     return options
 
 
-REPORT_DEFAULTS: dict[str, Any] = {"plots": ["scale", "budget", "curves"]}
+REPORT_DEFAULTS: dict[str, Any] = {"plots": ["scale", "budget", "curves"], "per_seed": False}
 
 

@@ -36,7 +36,8 @@ from bench.run.spec import RunSpec
 from bench.run.store import RunDir, atomic_write_json, find_run
 
 # Re-exported: what callers of the sweep read besides cells and records.
-__all__ = ["Grid", "load_experiment", "load_toml", "normalise_name", "parse_budgets", "split_values", "expand", "make_cell"]
+__all__ = ["Grid", "load_experiment", "load_toml", "normalise_name", "parse_budgets", "split_values", "expand",
+           "make_cell"]
 
 SWEEPS_DIR = "sweeps"
 # Most cells a grid may have, as the CLI's most values per span (bench/sweep/grid.py): far above any
@@ -44,7 +45,9 @@ SWEEPS_DIR = "sweeps"
 MAX_CELLS = 10_000
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # A cell's settings before its own: RunChoice's defaults (solver gpt, device auto).
-DEFAULTS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(RunChoice) if f.default not in (dataclasses.MISSING, None)}
+DEFAULTS: dict[str,
+               Any] = {f.name: f.default for f in dataclasses.fields(RunChoice)
+                       if f.default not in (dataclasses.MISSING, None)}
 
 
 def run_options() -> dict[str, Any]:
@@ -237,7 +240,8 @@ def write_record(root: Path, name: str, grid: Grid, expansion: Expansion) -> Pat
             "name": name,
             "grid": grid.to_json(),
             "varying": expansion.varying,
-            "cells": [{"run_id": c.run_id, "settings": json.loads(json.dumps(c.settings, default=list))} for c in expansion.cells],
+            "cells": [{"run_id": c.run_id, "settings": json.loads(json.dumps(c.settings, default=list))}
+                      for c in expansion.cells],
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )
@@ -272,7 +276,9 @@ def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, r
 
     say: one-line notes (rich markup) and failures. display: given the number of cells already
     finished, a listener for every event that is also a context manager (shown while cells run)."""
-    from bench.sweep.executors import connect_ray, run_in_process, run_pool, run_ray, require_slurm, run_slurm, slurm_cpus
+    from bench.sweep.executors import (
+        connect_ray, require_slurm, run_in_process, run_pool, run_ray, run_slurm, slurm_cpus,
+    )
     from bench.run.train import deferred_interrupts
 
     cells = expansion.cells
@@ -333,7 +339,8 @@ def execute(expansion: Expansion, root: Path, jobs: int | None, executor: str, r
     for cell in todo:  # anything an executor did not answer for did not run
         outcomes.setdefault(cell.run_id, {"outcome": "not started", "status": {}, "error": None, "wall": 0.0})
     counts = count_outcomes(outcomes)
-    say(f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    say(f"sweep [bold]{label}[/] took {time.perf_counter() - began:.1f} s: "
+        + ", ".join(f"{n} {k}" for k, n in counts.items()))
     return outcomes
 
 

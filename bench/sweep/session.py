@@ -16,7 +16,9 @@ from typing import Any, Callable
 import pandas as pd
 
 from bench.analysis.frontier import FRONTIER_MIN_RATE, config_columns, frontier_table, run_table, scale_of, seed_summary
-from bench.sweep.plan import Expansion, Grid, Listener, count_outcomes, execute, expand, sweep_name, typed_setting, write_record
+from bench.sweep.plan import (
+    Expansion, Grid, Listener, count_outcomes, execute, expand, sweep_name, typed_setting, write_record,
+)
 
 
 @dataclass
@@ -78,7 +80,8 @@ def sweep_summary(expansion: Expansion, root: Path, min_rate: float = FRONTIER_M
     per_scale = seed_summary(runs, by, min_rate)
     planned: dict[tuple[str, ...], int] = {}
     for cell in expansion.cells:
-        key = tuple(cell_text(typed_setting(cell.spec, k)) for k in by) + (cell_text(scale_of(cell.spec.task, cell.spec.task_params)),)
+        key = tuple(cell_text(typed_setting(cell.spec, k))
+                    for k in by) + (cell_text(scale_of(cell.spec.task, cell.spec.task_params)),)
         planned[key] = planned.get(key, 0) + 1
     keys = [tuple(cell_text(row[k]) for k in [*by, "scale"]) for row in per_scale.to_dict("records")]
     per_scale["cells"] = [planned.get(key, seeds) for key, seeds in zip(keys, per_scale["seeds"])]

@@ -30,7 +30,8 @@ from bench.sweep.plan import Grid
 # configurations. Weight decay replaced warm-up here by measurement: it moves gpt's success both ways
 # (add mod 100: 1 -> 5 of 5 seeds at 99%; mod 200: 4 -> 1 of 5; REPORT section 11),
 # while no warm-up was ever selected (gpt at add mod 1000 chose warm-up 0); --space still takes it.
-DEFAULT_SPACE: dict[str, list[Any]] = {"lr": [3e-4, 1e-3, 3e-3], "weight_decay": [0.0, 1.0], "weight_init": ["gpt2", "pytorch"]}
+DEFAULT_SPACE: dict[str, list[Any]] = {"lr": [3e-4, 1e-3, 3e-3], "weight_decay": [0.0, 1.0],
+                                       "weight_init": ["gpt2", "pytorch"]}
 # Settings that describe the problem or the solver, never a tuning knob.
 NOT_TUNABLE = frozenset({"task", "solver", "max", "seed", "steps", "device"})
 
@@ -39,7 +40,8 @@ def tune_grid(fixed: dict[str, list[Any]], space: dict[str, list[Any]], name: st
     """The sweep that tunes: the fixed settings (task, max, solver, seed, steps, ...) x the space."""
     for key in space:
         if key in NOT_TUNABLE:
-            raise UserError(f"--space {key}: {key} is not a tuning setting; valid: any run, model or solver option but {', '.join(sorted(NOT_TUNABLE))}")
+            raise UserError(f"--space {key}: {key} is not a tuning setting; valid: any run, model or solver option but "
+                            f"{', '.join(sorted(NOT_TUNABLE))}")
     grid = Grid(name=name)
     for key, values in {**fixed, **space}.items():
         grid.set(key, values)
