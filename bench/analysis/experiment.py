@@ -148,6 +148,8 @@ def _show(value: Any) -> str:
 def per_seed_markdown(runs: pd.DataFrame, board: pd.DataFrame) -> str:
     """One row per finished run, in the leaderboard's order of configurations and by seed: what each seed
     reached, whether it reached the target, and what it cost (the rows behind a leaderboard's means)."""
+    from bench.analysis.tables import flops_text
+
     settings = dict(zip(board["config"], board["settings"]))
     order = {config: i for i, config in enumerate(board["config"])}
     rows = runs[runs["config"].isin(order)].copy()
@@ -158,11 +160,10 @@ def per_seed_markdown(runs: pd.DataFrame, board: pd.DataFrame) -> str:
         "|---|---:|---|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for row in rows.to_dict("records"):
-        flops = row["flops_per_step"] * row["step"] if not math.isnan(row["flops_per_step"]) else float("nan")
         lines.append(
             f"| {row['task']} | {_show(row['scale'])} | {row['solver']} | {settings[row['config']] or ''} | "
             f"{_show(row['seed'])} | {row['accuracy']:.3f} | {'yes' if row['success'] else 'no'} | "
-            f"{_show(row['step'])} | {'-' if math.isnan(flops) else f'{flops:.2e}'} | {_show(row['elapsed'])} | "
+            f"{_show(row['step'])} | {flops_text(row['flops_per_step'] * row['step'])} | {_show(row['elapsed'])} | "
             f"{row['run_id']} |"
         )
     return "\n".join(lines)
