@@ -82,6 +82,13 @@ class CausalSelfAttention(nn.Module):
         return self.proj(y), (k, v)
 
 
+# From this many keys on, a bf16 softmax row is cheaper than its two fp32 casts (below it, torch's CPU bf16
+# softmax is 2-5x slower than fp32's at rows that are not multiples of 32). Forward + backward of the
+# attention ops, B 256, 4 heads, bf16: T 31 11.9 ms fp32 softmax / 18.8 bf16; T 46 31.5 / 27.8; T 75 79.9 /
+# 53.1; T 120 201 / 106 (one thread). So graph 6 (31 positions) keeps the fp32 softmax, sat 4 (75) does not.
+BF16_SOFTMAX_FROM_KEYS = 40
+
+
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, is_causal: bool = False, attn_mask: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -91,14 +98,19 @@ def attention(
     bf16 on CPU (`--precision bf16`): written out, because at this project's lengths (4-120
     positions) the CPU flash kernel's bf16 backward is 2.5-6x slower than these three ops and
     the math backend 1.6-2.4x (forward + backward, B 256, 4 heads, T 4 / 31 / 120, one thread; README,
-    "Precision"). The softmax runs in fp32, as SDPA's math path does.
+    "Precision"). Below `BF16_SOFTMAX_FROM_KEYS` keys the softmax runs in fp32, as SDPA's math path
+    does; from there on it runs on the bf16 scores (torch's CPU kernel accumulates in fp32 and rounds
+    its output to bf16, where the fp32 path casts it anyway), with the scale folded into q.
     """
     if q.dtype != torch.bfloat16 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
-    # In place after the cast: the same numbers as out-of-place ops, ~18% less time at T = 31.
-    scores = (q @ k.transpose(-2, -1)).float().mul_(q.shape[-1] ** -0.5)  # (B, H, T, T_total)
     if is_causal:
         attn_mask = causal_mask(q.shape[2], k.shape[2], q.device)
+    if k.shape[2] >= BF16_SOFTMAX_FROM_KEYS:
+        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # (B, H, T, T_total), bf16
+    else:
+        # In place after the cast: the same numbers as out-of-place ops, ~18% less time at T = 31.
+        scores = (q @ k.transpose(-2, -1)).float().mul_(q.shape[-1] ** -0.5)
     if attn_mask is not None:
         scores = scores.masked_fill_(~attn_mask, float("-inf"))
     return torch.softmax(scores, dim=-1).to(v.dtype) @ v

@@ -22,7 +22,7 @@ from bench.run.spec import RunSpec
 from bench.run.train import start_run
 from cli_checks import assert_one_line_error
 from tiny_runs import learning_spec, report_margin
-from solvers.core import attention, causal_mask
+from solvers.core import BF16_SOFTMAX_FROM_KEYS, attention, causal_mask
 
 runner = CliRunner()
 
@@ -87,11 +87,12 @@ def test_precision_context_runs_matmuls_in_bf16_and_keeps_fp32_weights() -> None
         assert layer(torch.randn(2, 8)).dtype == torch.float32
 
 
+@pytest.mark.parametrize("keys", [7, BF16_SOFTMAX_FROM_KEYS + 8])  # softmax in fp32 / on the bf16 scores
 @pytest.mark.parametrize("masked", [False, True])
-def test_written_out_bf16_attention_matches_sdpa(masked: bool) -> None:
+def test_written_out_bf16_attention_matches_sdpa(masked: bool, keys: int) -> None:
     torch.manual_seed(0)
-    q, k, v = (torch.randn(3, 4, 7, 16) for _ in range(3))
-    mask = causal_mask(5, 7, "cpu") if masked else None  # 5 new positions after a cache of 2
+    q, k, v = (torch.randn(3, 4, keys, 16) for _ in range(3))
+    mask = causal_mask(keys - 2, keys, "cpu") if masked else None  # the new positions after a cache of 2
     q_new = q[:, :, 2:] if masked else q
     expected = F.scaled_dot_product_attention(q_new, k, v, attn_mask=mask, is_causal=not masked)
     got = attention(q_new.bfloat16(), k.bfloat16(), v.bfloat16(), is_causal=not masked, attn_mask=mask)
